@@ -1,0 +1,173 @@
+//! The one error type of `kiln-host`.
+//!
+//! Variants keep apart what the operator must fix (bad files, bad
+//! parameters, a plugin that reports bad input), what the plugin did wrong
+//! (traps, limits, malformed output) and bugs in Kiln itself (`Internal`).
+//! Every variant names the plugin, file, column or row it is about.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Names a loaded plugin in errors: `name@version (id prefix)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRef {
+    /// Name from `describe`, or the file name before `describe` succeeded.
+    pub name: String,
+    /// Version from `describe` (empty before it succeeded).
+    pub version: String,
+    /// sha256 of the component bytes, hex.
+    pub id: String,
+}
+
+impl std::fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = &self.id[..self.id.len().min(12)];
+        if self.version.is_empty() {
+            write!(f, "plugin '{}' ({id})", self.name)
+        } else {
+            write!(f, "plugin '{}@{}' ({id})", self.name, self.version)
+        }
+    }
+}
+
+/// Everything that can go wrong in `kiln-host`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be opened, read, written or renamed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A data file is corrupt, truncated, or not in the format its extension says.
+    #[error("{}: {message}", path.display())]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with row or column where known, and what to do.
+        message: String,
+    },
+    /// The file extension names no format Kiln reads or writes.
+    #[error("{}: unknown file format; use .parquet, .csv, .arrow/.ipc/.feather (IPC file), .arrows (IPC stream) or .jsonl/.ndjson", path.display())]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The inputs of one run do not share a schema.
+    #[error("{}: schema differs from the first input's: {message}", path.display())]
+    SchemaMismatch {
+        /// The file whose schema differs.
+        path: PathBuf,
+        /// The difference.
+        message: String,
+    },
+    /// The bytes are not a usable Kiln plugin (not a component, truncated,
+    /// wrong world, incompatible contract version).
+    #[error("cannot load plugin {}: {message}", path.display())]
+    Load {
+        /// The plugin file, or `<memory>`.
+        path: PathBuf,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// Parameters are malformed (on the host side) or rejected by the plugin.
+    #[error("{plugin}: invalid parameters: {message}")]
+    InvalidParams {
+        /// The plugin.
+        plugin: PluginRef,
+        /// The plugin's explanation.
+        message: String,
+    },
+    /// The plugin rejected its input: a missing column, a wrong type, a bad value.
+    #[error("{plugin}: invalid input{}{}: {message}", column.as_ref().map(|c| format!(" in column '{c}'")).unwrap_or_default(), row.map(|r| format!(" at row {r}")).unwrap_or_default())]
+    InvalidInput {
+        /// The plugin.
+        plugin: PluginRef,
+        /// The column, if known.
+        column: Option<String>,
+        /// The row (0-based, counted across the whole input), if known.
+        row: Option<u64>,
+        /// The plugin's explanation.
+        message: String,
+    },
+    /// The fitted state is missing, corrupt or from another plugin.
+    #[error("{plugin}: invalid state: {message}")]
+    InvalidState {
+        /// The plugin.
+        plugin: PluginRef,
+        /// Why.
+        message: String,
+    },
+    /// The plugin reported a bug in itself.
+    #[error("{plugin}: internal error in the plugin: {message}")]
+    PluginInternal {
+        /// The plugin.
+        plugin: PluginRef,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The plugin trapped (a panic, an out-of-bounds access, a stack overflow).
+    #[error("{plugin} trapped: {message}{}", if stderr.is_empty() { String::new() } else { format!("\nplugin stderr:\n{stderr}") })]
+    Trap {
+        /// The plugin.
+        plugin: PluginRef,
+        /// The trap, e.g. `wasm trap: call stack exhausted`.
+        message: String,
+        /// What the plugin wrote to stderr during the call (a panic message lands here).
+        stderr: String,
+    },
+    /// A call ran longer than the deadline.
+    #[error("{plugin}: deadline of {limit:?} exceeded; raise it with --deadline if the input is legitimately large")]
+    DeadlineExceeded {
+        /// The plugin.
+        plugin: PluginRef,
+        /// The configured deadline.
+        limit: Duration,
+    },
+    /// The plugin tried to grow its memory past the cap.
+    #[error("{plugin}: memory cap of {limit} bytes hit; raise it with --memory-limit or use a smaller --batch-size")]
+    MemoryLimit {
+        /// The plugin.
+        plugin: PluginRef,
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The plugin returned data that is malformed or differs from what it declared.
+    #[error("{plugin} returned an invalid batch{}: {message}", column.as_ref().map(|c| format!(" (column '{c}')")).unwrap_or_default())]
+    InvalidOutput {
+        /// The plugin.
+        plugin: PluginRef,
+        /// The column, if known.
+        column: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A Kiln bug: please report it.
+    #[error("internal error (a bug in kiln): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::Data`].
+    pub(crate) fn data(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        Error::Data {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with the `kiln-host` [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,4 @@
+//! placeholder (being written)
+mod error;
+pub mod io;
+pub use error::{Error, PluginRef, Result};
