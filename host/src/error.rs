@@ -74,7 +74,10 @@ pub enum Error {
         /// Why, and what to do.
         message: String,
     },
-    /// Parameters are malformed (on the host side) or rejected by the plugin.
+    /// Parameters given on the host side are not a JSON object or not `KEY=VALUE`.
+    #[error("{0}")]
+    ParamsSyntax(String),
+    /// Parameters are rejected by the plugin.
     #[error("{plugin}: invalid parameters: {message}")]
     InvalidParams {
         /// The plugin.

@@ -1,0 +1,195 @@
+//! The sandbox a plugin runs in: a store whose WASI grants nothing, whose
+//! clocks and randomness are constant, whose stderr goes to the host log,
+//! and whose memory is capped.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::EngineConfig;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Most bytes of plugin stderr kept per call; the rest is dropped (not an
+/// error: a chatty plugin must not fail because of its logging).
+const STDERR_CAP: usize = 64 * 1024;
+
+/// The fixed wall-clock time plugins see: 2000-01-01T00:00:00Z.
+pub(crate) const FIXED_WALL_CLOCK: Duration = Duration::from_secs(946_684_800);
+
+/// Per-store host state.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryCap,
+    pub(crate) stderr: StderrSink,
+    /// The per-call deadline, in epoch ticks and as configured.
+    pub(crate) deadline_ticks: u64,
+    pub(crate) deadline: Duration,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A new store for one plugin instance: nothing granted, deterministic
+/// clocks and randomness, memory capped, calls bounded by the deadline.
+pub(crate) fn new_store(engine: &wasmtime::Engine, config: &EngineConfig, deadline_ticks: u64) -> Store<HostState> {
+    let stderr = StderrSink::default();
+    let wasi = WasiCtxBuilder::new()
+        .stderr(stderr.clone())
+        .wall_clock(FixedWallClock)
+        .monotonic_clock(FixedMonotonicClock)
+        .secure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
+        .insecure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
+        .insecure_random_seed(0x6b69_6c6e_6b69_6c6e)
+        .build();
+    let state = HostState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryCap {
+            limit: config.memory_limit,
+            hit: false,
+        },
+        stderr,
+        deadline_ticks,
+        deadline: config.deadline,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store
+}
+
+/// Bytes the deterministic "random" generators cycle through.
+const SEED: [u8; 32] = *b"kiln: deterministic by design.\n\0";
+
+struct FixedWallClock;
+impl HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        FIXED_WALL_CLOCK
+    }
+}
+
+struct FixedMonotonicClock;
+impl HostMonotonicClock for FixedMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Caps linear memory; remembers whether the cap was hit so the trap that
+/// follows is reported as a memory error, not a generic trap.
+pub(crate) struct MemoryCap {
+    pub(crate) limit: usize,
+    pub(crate) hit: bool,
+}
+
+/// The error a denied `memory.grow` raises inside wasmtime.
+#[derive(Debug, thiserror::Error)]
+#[error("memory cap of {limit} bytes hit (wanted {desired})")]
+pub(crate) struct MemoryCapHit {
+    pub(crate) limit: usize,
+    pub(crate) desired: usize,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Err(wasmtime::Error::new(MemoryCapHit {
+                limit: self.limit,
+                desired,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Plugin stderr: kept in memory (bounded), drained after each call into the
+/// host log and into trap errors.
+#[derive(Clone, Default)]
+pub(crate) struct StderrSink(Arc<Mutex<Vec<u8>>>);
+
+impl StderrSink {
+    fn push(&self, bytes: &[u8]) {
+        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let room = STDERR_CAP.saturating_sub(buf.len());
+        buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Take what the plugin wrote since the last call.
+    pub(crate) fn take(&self) -> String {
+        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        buf.clear();
+        text
+    }
+}
+
+impl IsTerminal for StderrSink {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for StderrSink {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for StderrSink {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(STDERR_CAP)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for StderrSink {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for StderrSink {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
