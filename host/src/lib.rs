@@ -37,7 +37,7 @@ mod bindings;
 mod engine;
 mod error;
 pub mod io;
-// pub mod job; (waits for io)
+pub mod job;
 mod params;
 mod plugin;
 mod sandbox;
