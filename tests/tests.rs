@@ -1,1 +1,11 @@
+//! End-to-end tests: the real `kiln` binary and the `kiln-host` library on
+//! real files and real plugins (built to wasm32-wasip2 by host/cli/build.rs).
+//! One test binary, a module per story.
 
+mod support;
+
+mod cli;
+mod large;
+mod plugins;
+mod roundtrip;
+mod sandbox;

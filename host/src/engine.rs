@@ -103,7 +103,9 @@ impl Drop for Ticker {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config", &self.inner.config).finish()
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish()
     }
 }
 
@@ -171,7 +173,12 @@ impl Engine {
 
     /// Deadline in epoch ticks (at least one).
     pub(crate) fn deadline_ticks(&self) -> u64 {
-        let t = self.inner.config.deadline.as_nanos().div_ceil(TICK.as_nanos());
+        let t = self
+            .inner
+            .config
+            .deadline
+            .as_nanos()
+            .div_ceil(TICK.as_nanos());
         u64::try_from(t).unwrap_or(u64::MAX).max(1)
     }
 

@@ -6,26 +6,53 @@
 //! Every variant names the plugin, file, column or row it is about.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Names a loaded plugin in errors: `name@version (id prefix)`.
+/// Names a loaded plugin in errors: `name@version (id prefix)`. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginRef {
+pub struct PluginRef(Arc<PluginRefInner>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct PluginRefInner {
+    name: String,
+    version: String,
+    id: String,
+}
+
+impl PluginRef {
+    /// A reference from name, version (empty if unknown) and id.
+    pub fn new(name: impl Into<String>, version: impl Into<String>, id: impl Into<String>) -> Self {
+        PluginRef(Arc::new(PluginRefInner {
+            name: name.into(),
+            version: version.into(),
+            id: id.into(),
+        }))
+    }
+
     /// Name from `describe`, or the file name before `describe` succeeded.
-    pub name: String,
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
     /// Version from `describe` (empty before it succeeded).
-    pub version: String,
+    pub fn version(&self) -> &str {
+        &self.0.version
+    }
+
     /// sha256 of the component bytes, hex.
-    pub id: String,
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
 }
 
 impl std::fmt::Display for PluginRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let id = &self.id[..self.id.len().min(12)];
-        if self.version.is_empty() {
-            write!(f, "plugin '{}' ({id})", self.name)
+        let id = &self.0.id[..self.0.id.len().min(12)];
+        if self.0.version.is_empty() {
+            write!(f, "plugin '{}' ({id})", self.0.name)
         } else {
-            write!(f, "plugin '{}@{}' ({id})", self.name, self.version)
+            write!(f, "plugin '{}@{}' ({id})", self.0.name, self.0.version)
         }
     }
 }

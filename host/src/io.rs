@@ -90,7 +90,10 @@ pub struct Reader {
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader").field("path", &self.path).field("schema", &self.schema).finish()
+        f.debug_struct("Reader")
+            .field("path", &self.path)
+            .field("schema", &self.schema)
+            .finish()
     }
 }
 
@@ -149,12 +152,17 @@ pub fn open(path: &Path, opts: &ReadOptions) -> Result<Reader> {
         return Err(Error::data(path, "file is empty (0 bytes)"));
     }
     let batch_size = opts.batch_size.max(1);
-    let err = |e: &dyn std::fmt::Display| data_error(path, format!("not a readable {format:?} file: {e}"));
+    let err = |e: &dyn std::fmt::Display| {
+        data_error(path, format!("not a readable {format:?} file: {e}"))
+    };
     let (schema, batches): (SchemaRef, BatchIter) = match format {
         Format::Parquet => {
             let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(&e))?;
             let schema = builder.schema().clone();
-            let reader = builder.with_batch_size(batch_size).build().map_err(|e| err(&e))?;
+            let reader = builder
+                .with_batch_size(batch_size)
+                .build()
+                .map_err(|e| err(&e))?;
             (schema, Box::new(reader))
         }
         Format::Csv => {
@@ -173,16 +181,19 @@ pub fn open(path: &Path, opts: &ReadOptions) -> Result<Reader> {
             (schema, Box::new(reader))
         }
         Format::ArrowFile => {
-            let reader = arrow::ipc::reader::FileReader::try_new(BufReader::new(file), None).map_err(|e| err(&e))?;
+            let reader = arrow::ipc::reader::FileReader::try_new(BufReader::new(file), None)
+                .map_err(|e| err(&e))?;
             (reader.schema(), Box::new(reader))
         }
         Format::ArrowStream => {
-            let reader = arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None).map_err(|e| err(&e))?;
+            let reader = arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None)
+                .map_err(|e| err(&e))?;
             (reader.schema(), Box::new(reader))
         }
         Format::JsonLines => {
             let mut buf = BufReader::new(file);
-            let (schema, _) = arrow::json::reader::infer_json_schema(&mut buf, Some(INFER_ROWS)).map_err(|e| err(&e))?;
+            let (schema, _) = arrow::json::reader::infer_json_schema(&mut buf, Some(INFER_ROWS))
+                .map_err(|e| err(&e))?;
             let mut file = buf.into_inner();
             file.rewind().map_err(|e| Error::io(path, e))?;
             let schema = Arc::new(schema);
@@ -268,7 +279,10 @@ pub fn open_many(paths: &[PathBuf], opts: &ReadOptions) -> Result<MultiReader> {
             f.as_ref().clone().with_nullable(nullable)
         })
         .collect();
-    let schema = Arc::new(Schema::new_with_metadata(fields, first_schema.metadata().clone()));
+    let schema = Arc::new(Schema::new_with_metadata(
+        fields,
+        first_schema.metadata().clone(),
+    ));
     Ok(MultiReader {
         schema,
         readers: readers.into_iter(),
@@ -277,7 +291,12 @@ pub fn open_many(paths: &[PathBuf], opts: &ReadOptions) -> Result<MultiReader> {
 }
 
 fn schema_difference(a: &Schema, b: &Schema) -> Option<String> {
-    let names = |s: &Schema| s.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+    let names = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
     if names(a) != names(b) {
         return Some(format!("columns {:?} instead of {:?}", names(b), names(a)));
     }
@@ -335,7 +354,10 @@ pub struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("path", &self.path).field("rows", &self.rows).finish()
+        f.debug_struct("Writer")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish()
     }
 }
 
@@ -357,22 +379,33 @@ impl Writer {
             .map_err(|e| Error::io(dir, e))?;
         let (file, tmp) = tmp.into_parts();
         let handle = file.try_clone().map_err(|e| Error::io(path, e))?;
-        let werr = |e: &dyn std::fmt::Display| Error::data(path, format!("cannot start writing: {e}"));
+        let werr =
+            |e: &dyn std::fmt::Display| Error::data(path, format!("cannot start writing: {e}"));
         let sink = match format {
             Format::Parquet => {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
                     .build();
-                Sink::Parquet(ArrowWriter::try_new(handle, schema, Some(props)).map_err(|e| werr(&e))?)
+                Sink::Parquet(
+                    ArrowWriter::try_new(handle, schema, Some(props)).map_err(|e| werr(&e))?,
+                )
             }
-            Format::Csv => Sink::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(BufWriter::new(handle))),
+            Format::Csv => Sink::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(BufWriter::new(handle)),
+            ),
             Format::ArrowFile => Sink::ArrowFile(
-                arrow::ipc::writer::FileWriter::try_new(BufWriter::new(handle), &schema).map_err(|e| werr(&e))?,
+                arrow::ipc::writer::FileWriter::try_new(BufWriter::new(handle), &schema)
+                    .map_err(|e| werr(&e))?,
             ),
             Format::ArrowStream => Sink::ArrowStream(
-                arrow::ipc::writer::StreamWriter::try_new(BufWriter::new(handle), &schema).map_err(|e| werr(&e))?,
+                arrow::ipc::writer::StreamWriter::try_new(BufWriter::new(handle), &schema)
+                    .map_err(|e| werr(&e))?,
             ),
-            Format::JsonLines => Sink::JsonLines(arrow::json::LineDelimitedWriter::new(BufWriter::new(handle))),
+            Format::JsonLines => Sink::JsonLines(arrow::json::LineDelimitedWriter::new(
+                BufWriter::new(handle),
+            )),
         };
         Ok(Writer {
             path: path.to_path_buf(),
@@ -413,7 +446,8 @@ impl Writer {
             sink,
             rows,
         } = self;
-        let fin = |e: &dyn std::fmt::Display| Error::data(&path, format!("cannot finish writing: {e}"));
+        let fin =
+            |e: &dyn std::fmt::Display| Error::data(&path, format!("cannot finish writing: {e}"));
         match sink {
             Sink::Parquet(w) => {
                 w.close().map_err(|e| fin(&e))?;
@@ -421,11 +455,17 @@ impl Writer {
             Sink::Csv(w) => w.into_inner().flush().map_err(|e| fin(&e))?,
             Sink::ArrowFile(mut w) => {
                 w.finish().map_err(|e| fin(&e))?;
-                w.into_inner().map_err(|e| fin(&e))?.flush().map_err(|e| fin(&e))?;
+                w.into_inner()
+                    .map_err(|e| fin(&e))?
+                    .flush()
+                    .map_err(|e| fin(&e))?;
             }
             Sink::ArrowStream(mut w) => {
                 w.finish().map_err(|e| fin(&e))?;
-                w.into_inner().map_err(|e| fin(&e))?.flush().map_err(|e| fin(&e))?;
+                w.into_inner()
+                    .map_err(|e| fin(&e))?
+                    .flush()
+                    .map_err(|e| fin(&e))?;
             }
             Sink::JsonLines(mut w) => {
                 w.finish().map_err(|e| fin(&e))?;
@@ -446,10 +486,37 @@ mod tests {
 
     fn table() -> RecordBatch {
         RecordBatch::try_from_iter([
-            ("id", Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(4)])) as ArrayRef),
-            ("x", Arc::new(Float64Array::from(vec![Some(0.5), None, Some(-2.25), Some(1e10)])) as ArrayRef),
-            ("s", Arc::new(StringArray::from(vec![Some("a"), Some("b,c"), None, Some("é")])) as ArrayRef),
-            ("b", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false), Some(true)])) as ArrayRef),
+            (
+                "id",
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(4)])) as ArrayRef,
+            ),
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![
+                    Some(0.5),
+                    None,
+                    Some(-2.25),
+                    Some(1e10),
+                ])) as ArrayRef,
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    Some("b,c"),
+                    None,
+                    Some("é"),
+                ])) as ArrayRef,
+            ),
+            (
+                "b",
+                Arc::new(BooleanArray::from(vec![
+                    Some(true),
+                    None,
+                    Some(false),
+                    Some(true),
+                ])) as ArrayRef,
+            ),
         ])
         .unwrap()
     }
@@ -467,8 +534,15 @@ mod tests {
             let back = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
             for (i, f) in table().schema().fields().iter().enumerate() {
                 let want = table().column(i).clone();
-                let got = back.column_by_name(f.name()).unwrap_or_else(|| panic!("{ext}: {} missing", f.name()));
-                assert_eq!(got.data_type(), want.data_type(), "{ext}: type of {}", f.name());
+                let got = back
+                    .column_by_name(f.name())
+                    .unwrap_or_else(|| panic!("{ext}: {} missing", f.name()));
+                assert_eq!(
+                    got.data_type(),
+                    want.data_type(),
+                    "{ext}: type of {}",
+                    f.name()
+                );
                 assert_eq!(got.as_ref(), want.as_ref(), "{ext}: values of {}", f.name());
             }
         }
@@ -479,7 +553,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.parquet");
         let n = 200_000;
-        let batch = RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from_iter_values(0..n)) as ArrayRef)]).unwrap();
+        let batch = RecordBatch::try_from_iter([(
+            "v",
+            Arc::new(Int64Array::from_iter_values(0..n)) as ArrayRef,
+        )])
+        .unwrap();
         let mut w = Writer::create(&path, batch.schema()).unwrap();
         w.write(&batch).unwrap();
         w.finish().unwrap();
@@ -521,8 +599,14 @@ mod tests {
         let bytes = std::fs::read(&good).unwrap();
         let cut = dir.path().join("cut.parquet");
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(matches!(open(&cut, &ReadOptions::default()), Err(Error::Data { .. })));
-        assert!(matches!(Format::from_path(Path::new("x.xlsx")), Err(Error::UnknownFormat { .. })));
+        assert!(matches!(
+            open(&cut, &ReadOptions::default()),
+            Err(Error::Data { .. })
+        ));
+        assert!(matches!(
+            Format::from_path(Path::new("x.xlsx")),
+            Err(Error::UnknownFormat { .. })
+        ));
     }
 
     #[test]

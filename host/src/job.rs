@@ -140,7 +140,9 @@ pub fn run_files(
     let (mut rows_in, mut rows_out, mut batches) = (0u64, 0u64, 0u64);
     for batch in reader {
         let batch = batch?;
-        let out = transformer.apply(&batch).map_err(|e| shift_row(e, rows_in))?;
+        let out = transformer
+            .apply(&batch)
+            .map_err(|e| shift_row(e, rows_in))?;
         writer.write(&out)?;
         rows_in += batch.num_rows() as u64;
         rows_out += out.num_rows() as u64;

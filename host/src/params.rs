@@ -63,14 +63,16 @@ impl Params {
         let mut map: Map<String, Value> = serde_json::from_str(&self.0)
             .map_err(|e| Error::Internal(format!("canonical params do not parse: {e}")))?;
         for pair in pairs {
-            let (k, v) = pair.split_once('=').ok_or_else(|| {
-                Error::ParamsSyntax(format!("--param '{pair}' is not KEY=VALUE"))
-            })?;
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| Error::ParamsSyntax(format!("--param '{pair}' is not KEY=VALUE")))?;
             let value = match serde_json::from_str::<Value>(v) {
                 Ok(parsed) => parsed,
-                Err(_) if v.contains(',') => {
-                    Value::Array(v.split(',').map(|s| Value::String(s.trim().to_owned())).collect())
-                }
+                Err(_) if v.contains(',') => Value::Array(
+                    v.split(',')
+                        .map(|s| Value::String(s.trim().to_owned()))
+                        .collect(),
+                ),
                 Err(_) => Value::String(v.to_owned()),
             };
             map.insert(k.trim().to_owned(), value);

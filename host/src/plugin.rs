@@ -96,7 +96,9 @@ struct PluginInner {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("info", &self.inner.info).finish()
+        f.debug_struct("Plugin")
+            .field("info", &self.inner.info)
+            .finish()
     }
 }
 
@@ -108,7 +110,12 @@ struct Session {
 }
 
 impl Plugin {
-    pub(crate) fn new(engine: Engine, id: String, component: Component, label: &Path) -> Result<Plugin> {
+    pub(crate) fn new(
+        engine: Engine,
+        id: String,
+        component: Component,
+        label: &Path,
+    ) -> Result<Plugin> {
         let load_err = |message: String| Error::Load {
             path: label.to_path_buf(),
             message,
@@ -117,7 +124,9 @@ impl Plugin {
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(wt).map(|(n, _)| n.to_owned()).collect();
         if !exports.iter().any(|n| n == TRANSFORM_INTERFACE) {
-            let found = exports.iter().find(|n| n.starts_with("kiln:transform/transform@"));
+            let found = exports
+                .iter()
+                .find(|n| n.starts_with("kiln:transform/transform@"));
             return Err(load_err(match found {
                 Some(other) => format!(
                     "built against {other}, but this kiln speaks {TRANSFORM_INTERFACE}; rebuild the plugin with a kiln-sdk for contract {WIT_VERSION} or use a kiln that speaks its version"
@@ -128,37 +137,39 @@ impl Plugin {
                 ),
             }));
         }
-        let pre = engine.inner().linker.instantiate_pre(&component).map_err(|e| {
-            let imports: Vec<String> = ty.imports(wt).map(|(n, _)| n.to_owned()).collect();
-            load_err(format!(
-                "needs imports this host does not provide ({e}); it imports: {}",
-                imports.join(", ")
-            ))
-        })?;
+        let pre = engine
+            .inner()
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| {
+                let imports: Vec<String> = ty.imports(wt).map(|(n, _)| n.to_owned()).collect();
+                load_err(format!(
+                    "needs imports this host does not provide ({e}); it imports: {}",
+                    imports.join(", ")
+                ))
+            })?;
         let iface = component
             .get_export_index(None, TRANSFORM_INTERFACE)
             .ok_or_else(|| load_err(format!("missing export {TRANSFORM_INTERFACE}")))?;
         let func = |name: &str| {
             component
                 .get_export_index(Some(&iface), name)
-                .ok_or_else(|| load_err(format!("missing function {name} in {TRANSFORM_INTERFACE}")))
+                .ok_or_else(|| {
+                    load_err(format!("missing function {name} in {TRANSFORM_INTERFACE}"))
+                })
         };
         let fit_partial = func("fit-partial")?;
         let apply = func("[method]transformer.apply")?;
-        let placeholder = PluginRef {
-            name: label
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "<memory>".into()),
-            version: String::new(),
-            id: id.clone(),
-        };
+        let file_name = label
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "<memory>".into());
         let mut plugin = Plugin {
             inner: Arc::new(PluginInner {
                 engine,
                 info: PluginInfo {
                     id,
-                    name: placeholder.name.clone(),
+                    name: file_name,
                     version: String::new(),
                     description: String::new(),
                     kind: PluginKind::Stateless,
@@ -174,12 +185,21 @@ impl Plugin {
         // Typed function signatures are checked now, so a plugin with a
         // mismatched contract fails at load, not at its first batch.
         let mut s = plugin.session()?;
-        plugin.check_signatures(&mut s).map_err(|e| load_err(format!("{e:#}")))?;
-        let d = s.call(&plugin.plugin_ref(), |s| s.bindings.kiln_transform_transform().call_describe(&mut s.store))?;
-        let params_schema = serde_json::from_str(&d.params_schema).map_err(|e| {
-            load_err(format!("describe() returned a parameter schema that is not JSON: {e}"))
+        plugin
+            .check_signatures(&mut s)
+            .map_err(|e| load_err(format!("{e:#}")))?;
+        let d = s.call(&plugin.plugin_ref(), |s| {
+            s.bindings
+                .kiln_transform_transform()
+                .call_describe(&mut s.store)
         })?;
-        let inner = Arc::get_mut(&mut plugin.inner).ok_or_else(|| Error::Internal("plugin shared during load".into()))?;
+        let params_schema = serde_json::from_str(&d.params_schema).map_err(|e| {
+            load_err(format!(
+                "describe() returned a parameter schema that is not JSON: {e}"
+            ))
+        })?;
+        let inner = Arc::get_mut(&mut plugin.inner)
+            .ok_or_else(|| Error::Internal("plugin shared during load".into()))?;
         inner.info.name = d.name;
         inner.info.version = d.version;
         inner.info.description = d.description;
@@ -213,16 +233,16 @@ impl Plugin {
 
     /// How errors name this plugin.
     pub fn plugin_ref(&self) -> PluginRef {
-        PluginRef {
-            name: self.inner.info.name.clone(),
-            version: self.inner.info.version.clone(),
-            id: self.inner.info.id.clone(),
-        }
+        PluginRef::new(&self.inner.info.name, &self.inner.info.version, &self.inner.info.id)
     }
 
     fn session(&self) -> Result<Session> {
         let engine = &self.inner.engine;
-        let mut store = new_store(&engine.inner().wasmtime, engine.config(), engine.deadline_ticks());
+        let mut store = new_store(
+            &engine.inner().wasmtime,
+            engine.config(),
+            engine.deadline_ticks(),
+        );
         store.epoch_deadline_trap();
         store.set_epoch_deadline(engine.deadline_ticks());
         let instance = self
@@ -230,8 +250,9 @@ impl Plugin {
             .pre
             .instantiate(&mut store)
             .map_err(|e| classify(&self.plugin_ref(), e, &mut store))?;
-        let bindings = bindings::Plugin::new(&mut store, &instance)
-            .map_err(|e| Error::Internal(format!("bindings for a checked component failed: {e}")))?;
+        let bindings = bindings::Plugin::new(&mut store, &instance).map_err(|e| {
+            Error::Internal(format!("bindings for a checked component failed: {e}"))
+        })?;
         Ok(Session {
             store,
             bindings,
@@ -247,7 +268,9 @@ impl Plugin {
     pub fn needs_fit(&self, params: &Params) -> Result<bool> {
         let mut s = self.session()?;
         let r = s.call(&self.plugin_ref(), |s| {
-            s.bindings.kiln_transform_transform().call_needs_fit(&mut s.store, params.as_str())
+            s.bindings
+                .kiln_transform_transform()
+                .call_needs_fit(&mut s.store, params.as_str())
         })?;
         r.map_err(|e| plugin_error(&self.plugin_ref(), e))
     }
@@ -307,7 +330,11 @@ impl Session {
 
     /// Run one call with a fresh deadline, turning traps into typed errors
     /// and forwarding the plugin's stderr to the log.
-    fn call<R>(&mut self, plugin: &PluginRef, f: impl FnOnce(&mut Session) -> wasmtime::Result<R>) -> Result<R> {
+    fn call<R>(
+        &mut self,
+        plugin: &PluginRef,
+        f: impl FnOnce(&mut Session) -> wasmtime::Result<R>,
+    ) -> Result<R> {
         let ticks = self.store.data().deadline_ticks;
         self.store.set_epoch_deadline(ticks);
         let r = f(self);
@@ -325,7 +352,12 @@ fn classify(plugin: &PluginRef, e: wasmtime::Error, store: &mut Store<HostState>
     classify_with(plugin, e, store, stderr)
 }
 
-fn classify_with(plugin: &PluginRef, e: wasmtime::Error, store: &mut Store<HostState>, stderr: String) -> Error {
+fn classify_with(
+    plugin: &PluginRef,
+    e: wasmtime::Error,
+    store: &mut Store<HostState>,
+    stderr: String,
+) -> Error {
     if let Some(hit) = e.downcast_ref::<MemoryCapHit>() {
         return Error::MemoryLimit {
             plugin: plugin.clone(),
@@ -417,7 +449,9 @@ impl Fitter {
         let part = self.session.call(&pref, |s| {
             let f = s.func(&idx)?;
             let typed = f.typed::<(&str, BatchArg<'_>), (Result<Vec<u8>, w::Error>,)>(&s.store)?;
-            Ok(typed.call(&mut s.store, (params.as_str(), prepared.arg()))?.0)
+            Ok(typed
+                .call(&mut s.store, (params.as_str(), prepared.arg()))?
+                .0)
         })?;
         let part = part.map_err(|e| shift_row(plugin_error(&pref, e), self.rows))?;
         self.rows += batch.num_rows() as u64;
@@ -432,9 +466,11 @@ impl Fitter {
         let pref = self.plugin.plugin_ref();
         let params = self.params.clone();
         let r = self.session.call(&pref, |s| {
-            s.bindings
-                .kiln_transform_transform()
-                .call_fit_merge(&mut s.store, params.as_str(), &states)
+            s.bindings.kiln_transform_transform().call_fit_merge(
+                &mut s.store,
+                params.as_str(),
+                &states,
+            )
         })?;
         r.map_err(|e| plugin_error(&pref, e))
     }
@@ -458,9 +494,11 @@ impl Fitter {
         })?;
         let params = self.params.clone();
         let r = self.session.call(&pref, |s| {
-            s.bindings
-                .kiln_transform_transform()
-                .call_fit_finish(&mut s.store, params.as_str(), &merged)
+            s.bindings.kiln_transform_transform().call_fit_finish(
+                &mut s.store,
+                params.as_str(),
+                &merged,
+            )
         })?;
         Ok(State::from_bytes(r.map_err(|e| plugin_error(&pref, e))?))
     }
@@ -549,10 +587,13 @@ impl Transformer {
         let (session, res) = self.live_session()?;
         let r = session.call(&pref, |s| {
             let f = s.func(&idx)?;
-            let typed = f.typed::<(ResourceAny, BatchArg<'_>), (Result<w::Batch, w::Error>,)>(&s.store)?;
+            let typed =
+                f.typed::<(ResourceAny, BatchArg<'_>), (Result<w::Batch, w::Error>,)>(&s.store)?;
             Ok(typed.call(&mut s.store, (res, prepared.arg()))?.0)
         });
-        let out = self.discard_on_trap(r)?.map_err(|e| plugin_error(&pref, e))?;
+        let out = self
+            .discard_on_trap(r)?
+            .map_err(|e| plugin_error(&pref, e))?;
         let ratio = self.plugin.inner.engine.config().max_output_ratio;
         let max_rows = (batch.num_rows() as u64).max(1).saturating_mul(ratio);
         wire::import_batch(out, &declared, max_rows).map_err(|e| wire_error(&pref, e))

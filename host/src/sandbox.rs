@@ -15,7 +15,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 /// Most bytes of plugin stderr kept per call; the rest is dropped (not an
 /// error: a chatty plugin must not fail because of its logging).
@@ -46,7 +48,11 @@ impl WasiView for HostState {
 
 /// A new store for one plugin instance: nothing granted, deterministic
 /// clocks and randomness, memory capped, calls bounded by the deadline.
-pub(crate) fn new_store(engine: &wasmtime::Engine, config: &EngineConfig, deadline_ticks: u64) -> Store<HostState> {
+pub(crate) fn new_store(
+    engine: &wasmtime::Engine,
+    config: &EngineConfig,
+    deadline_ticks: u64,
+) -> Store<HostState> {
     let stderr = StderrSink::default();
     let wasi = WasiCtxBuilder::new()
         .stderr(stderr.clone())
@@ -111,7 +117,12 @@ pub(crate) struct MemoryCapHit {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.hit = true;
             return Err(wasmtime::Error::new(MemoryCapHit {
@@ -122,7 +133,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -182,7 +198,11 @@ impl Pollable for StderrSink {
 }
 
 impl tokio::io::AsyncWrite for StderrSink {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{make_array, Array, ArrayData, ArrayDataBuilder, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::array::{
+    make_array, Array, ArrayData, ArrayDataBuilder, ArrayRef, RecordBatch, RecordBatchOptions,
+};
 use arrow::buffer::{BooleanBuffer, Buffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use wasmtime::component::{ComponentType, Lower};
@@ -113,7 +115,8 @@ fn push_nodes(d: &ArrayData, out: &mut Vec<Node>) {
             // Re-align the bitmap so bit `d.offset() + i` is element i (a
             // bitmap is 1/8 byte per row; values are never copied).
             let off = d.offset();
-            BooleanBuffer::collect_bool(off + d.len(), |i| i >= off && n.is_valid(i - off)).into_inner()
+            BooleanBuffer::collect_bool(off + d.len(), |i| i >= off && n.is_valid(i - off))
+                .into_inner()
         }
     });
     out.push(Node {
@@ -139,7 +142,11 @@ pub(crate) fn export_schema(s: &Schema) -> Result<w::Schema, WireError> {
     }
     Ok(w::Schema {
         fields,
-        metadata: s.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        metadata: s
+            .metadata()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })
 }
 
@@ -221,7 +228,11 @@ fn export_field(f: &Field, column: &str, out: &mut Vec<w::Field>) -> Result<(), 
         name: f.name().clone(),
         data_type,
         nullable: f.is_nullable(),
-        metadata: f.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        metadata: f
+            .metadata()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     });
     for c in &children {
         export_field(c, column, out)?;
@@ -237,7 +248,10 @@ pub(crate) fn import_schema(s: w::Schema) -> Result<Schema, WireError> {
         let column = node.name.clone();
         fields.push(import_field(node, &mut nodes, &column, 0)?);
     }
-    Ok(Schema::new_with_metadata(fields, s.metadata.into_iter().collect()))
+    Ok(Schema::new_with_metadata(
+        fields,
+        s.metadata.into_iter().collect(),
+    ))
 }
 
 /// Deepest nesting accepted from a plugin (guards the host's stack).
@@ -250,12 +264,18 @@ fn import_field(
     depth: usize,
 ) -> Result<Field, WireError> {
     if depth > MAX_DEPTH {
-        return Err(WireError::new(Some(column), format!("type nested deeper than {MAX_DEPTH} levels")));
+        return Err(WireError::new(
+            Some(column),
+            format!("type nested deeper than {MAX_DEPTH} levels"),
+        ));
     }
     let mut child = || -> Result<Field, WireError> {
-        let n = rest
-            .next()
-            .ok_or_else(|| WireError::new(Some(column), format!("field '{}' lacks its child field", node.name)))?;
+        let n = rest.next().ok_or_else(|| {
+            WireError::new(
+                Some(column),
+                format!("field '{}' lacks its child field", node.name),
+            )
+        })?;
         import_field(n, rest, column, depth + 1)
     };
     let dt = match node.data_type {
@@ -289,14 +309,18 @@ fn import_field(
         ),
         w::DataType::Decimal128(d) => {
             if d.precision == 0 || d.precision > 38 || i16::from(d.scale) > i16::from(d.precision) {
-                return Err(WireError::new(Some(column), format!("invalid decimal128({}, {})", d.precision, d.scale)));
+                return Err(WireError::new(
+                    Some(column),
+                    format!("invalid decimal128({}, {})", d.precision, d.scale),
+                ));
             }
             DataType::Decimal128(d.precision, d.scale)
         }
         w::DataType::List => DataType::List(Arc::new(child()?)),
         w::DataType::LargeList => DataType::LargeList(Arc::new(child()?)),
         w::DataType::FixedSizeList(n) => {
-            let n = i32::try_from(n).map_err(|_| WireError::new(Some(column), "fixed-size-list size too large"))?;
+            let n = i32::try_from(n)
+                .map_err(|_| WireError::new(Some(column), "fixed-size-list size too large"))?;
             DataType::FixedSizeList(Arc::new(child()?), n)
         }
         w::DataType::Struct(n) => {
@@ -328,7 +352,11 @@ fn import_field(
 /// `declared` is the output schema the plugin promised for this input; the
 /// batch must match it (names and types, in order), and a field declared
 /// non-nullable must hold no nulls.
-pub(crate) fn import_batch(b: w::Batch, declared: &SchemaRef, max_rows: u64) -> Result<RecordBatch, WireError> {
+pub(crate) fn import_batch(
+    b: w::Batch,
+    declared: &SchemaRef,
+    max_rows: u64,
+) -> Result<RecordBatch, WireError> {
     if b.num_rows > max_rows {
         return Err(WireError::new(
             None,
@@ -342,7 +370,7 @@ pub(crate) fn import_batch(b: w::Batch, declared: &SchemaRef, max_rows: u64) -> 
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(declared.fields().len());
     for f in declared.fields() {
         let column = f.name().as_str();
-        let data = import_array(f.data_type(), &mut arrays, column, 0)?;
+        let data = import_array(f.data_type(), &mut arrays, column)?;
         if data.len() != rows {
             return Err(WireError::new(
                 Some(column),
@@ -350,15 +378,25 @@ pub(crate) fn import_batch(b: w::Batch, declared: &SchemaRef, max_rows: u64) -> 
             ));
         }
         if !f.is_nullable() && data.null_count() > 0 {
-            return Err(WireError::new(Some(column), "nulls in a field declared non-nullable"));
+            return Err(WireError::new(
+                Some(column),
+                "nulls in a field declared non-nullable",
+            ));
         }
         columns.push(make_array(data));
     }
     if arrays.next().is_some() {
-        return Err(WireError::new(None, "more arrays than the schema has fields"));
+        return Err(WireError::new(
+            None,
+            "more arrays than the schema has fields",
+        ));
     }
-    RecordBatch::try_new_with_options(declared.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
-        .map_err(|e| WireError::new(None, e.to_string()))
+    RecordBatch::try_new_with_options(
+        declared.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| WireError::new(None, e.to_string()))
 }
 
 fn check_against(actual: &Schema, declared: &Schema) -> Result<(), WireError> {
@@ -389,23 +427,21 @@ fn check_against(actual: &Schema, declared: &Schema) -> Result<(), WireError> {
     Ok(())
 }
 
-fn import_array(
-    dt: &DataType,
-    rest: &mut impl Iterator<Item = w::Array>,
-    column: &str,
-    depth: usize,
-) -> Result<ArrayData, WireError> {
+/// Recursion follows `dt`, whose depth `import_schema` already bounded.
+fn import_array(dt: &DataType, rest: &mut impl Iterator<Item = w::Array>, column: &str) -> Result<ArrayData, WireError> {
     let err = |m: String| WireError::new(Some(column), m);
-    let a = rest.next().ok_or_else(|| err("fewer arrays than fields".into()))?;
+    let a = rest
+        .next()
+        .ok_or_else(|| err("fewer arrays than fields".into()))?;
     let children = match dt {
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            vec![import_array(f.data_type(), rest, column, depth + 1)?]
+            vec![import_array(f.data_type(), rest, column)?]
         }
         DataType::Struct(fs) => fs
             .iter()
-            .map(|f| import_array(f.data_type(), rest, column, depth + 1))
+            .map(|f| import_array(f.data_type(), rest, column))
             .collect::<Result<_, _>>()?,
-        DataType::Dictionary(_, v) => vec![import_array(v, rest, column, depth + 1)?],
+        DataType::Dictionary(_, v) => vec![import_array(v, rest, column)?],
         _ => Vec::new(),
     };
     let len = usize::try_from(a.length).map_err(|_| err("length overflows".into()))?;
@@ -415,12 +451,18 @@ fn import_array(
     }
     let expected = expected_buffers(dt);
     if a.buffers.len() != expected {
-        return Err(err(format!("{} buffers for type {dt}, expected {expected}", a.buffers.len())));
+        return Err(err(format!(
+            "{} buffers for type {dt}, expected {expected}",
+            a.buffers.len()
+        )));
     }
     if let Some(v) = &a.validity {
         let need = (offset + len).div_ceil(8);
         if v.len() < need {
-            return Err(err(format!("validity bitmap has {} bytes, needs {need}", v.len())));
+            return Err(err(format!(
+                "validity bitmap has {} bytes, needs {need}",
+                v.len()
+            )));
         }
     }
     // `build` runs Arrow's full validation: buffer sizes, offsets (monotonic,

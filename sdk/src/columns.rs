@@ -11,12 +11,16 @@ use crate::{Error, Result};
 
 /// The column named `name`, or an error listing the columns there are.
 pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
-    batch.column_by_name(name).ok_or_else(|| missing(batch.schema_ref(), name))
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| missing(batch.schema_ref(), name))
 }
 
 /// The field named `name` in `schema`, or an error listing the fields there are.
 pub fn field<'a>(schema: &'a Schema, name: &str) -> Result<&'a Field> {
-    schema.field_with_name(name).map_err(|_| missing(schema, name))
+    schema
+        .field_with_name(name)
+        .map_err(|_| missing(schema, name))
 }
 
 fn missing(schema: &Schema, name: &str) -> Error {
@@ -64,7 +68,10 @@ pub fn array_as_f64(a: &dyn Array) -> Option<Float64Array> {
     match a.data_type() {
         DataType::Float64 => Some(a.as_primitive::<Float64Type>().clone()),
         DataType::Float32 => widen!(Float32Type),
-        DataType::Float16 => Some(a.as_primitive::<Float16Type>().unary::<_, Float64Type>(|v| v.to_f64())),
+        DataType::Float16 => Some(
+            a.as_primitive::<Float16Type>()
+                .unary::<_, Float64Type>(|v| v.to_f64()),
+        ),
         DataType::Int8 => widen!(Int8Type),
         DataType::Int16 => widen!(Int16Type),
         DataType::Int32 => widen!(Int32Type),
@@ -108,7 +115,10 @@ pub fn replace(batch: &RecordBatch, name: &str, array: ArrayRef) -> Result<Recor
     .with_metadata(old.metadata().clone());
     columns[idx] = array;
     Ok(RecordBatch::try_new(
-        Arc::new(Schema::new_with_metadata(fields, batch.schema_ref().metadata().clone())),
+        Arc::new(Schema::new_with_metadata(
+            fields,
+            batch.schema_ref().metadata().clone(),
+        )),
         columns,
     )?)
 }
@@ -128,7 +138,13 @@ pub fn splice(
         .map_err(|_| missing(batch.schema_ref(), name))?;
     let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns() + new.len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + new.len());
-    for (i, (f, c)) in batch.schema_ref().fields().iter().zip(batch.columns()).enumerate() {
+    for (i, (f, c)) in batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .enumerate()
+    {
         if i == idx {
             if keep {
                 fields.push(f.as_ref().clone());
@@ -144,7 +160,10 @@ pub fn splice(
         }
     }
     Ok(RecordBatch::try_new(
-        Arc::new(Schema::new_with_metadata(fields, batch.schema_ref().metadata().clone())),
+        Arc::new(Schema::new_with_metadata(
+            fields,
+            batch.schema_ref().metadata().clone(),
+        )),
         columns,
     )?)
 }

@@ -74,9 +74,9 @@ pub use arrow_schema;
 #[doc(hidden)]
 pub mod __private {
     #[cfg(target_arch = "wasm32")]
-    pub use crate::wire::Adapter;
-    #[cfg(target_arch = "wasm32")]
     pub use crate::wire::bindings;
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::wire::Adapter;
 }
 
 /// Export a type implementing [`FittedTransform`] (or [`StatelessTransform`])

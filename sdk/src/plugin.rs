@@ -167,7 +167,10 @@ pub(crate) fn decode_state<S: DeserializeOwned>(bytes: &[u8]) -> Result<S> {
 
 /// Fit over batches the way the host does: partial per batch, merge, finish,
 /// with every state through its serialized form.
-pub(crate) fn fit_bytes<T: FittedTransform>(params: &str, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+pub(crate) fn fit_bytes<T: FittedTransform>(
+    params: &str,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>> {
     let p: T::Params = parse_params(params)?;
     let mut merged: Option<T::Partial> = None;
     for b in batches {

@@ -33,7 +33,11 @@ pub fn fit<T: FittedTransform>(params: &str, batches: &[RecordBatch]) -> Result<
 
 /// Configure `T` with `params` and `state` and transform `batch`, checking
 /// the output against the declared output schema as the host does.
-pub fn apply<T: FittedTransform>(params: &str, state: Option<&[u8]>, batch: &RecordBatch) -> Result<RecordBatch> {
+pub fn apply<T: FittedTransform>(
+    params: &str,
+    state: Option<&[u8]>,
+    batch: &RecordBatch,
+) -> Result<RecordBatch> {
     let p: T::Params = parse_params(params)?;
     let state = state.map(decode_state::<T::State>).transpose()?;
     let t = T::new(p, state)?;
@@ -44,14 +48,28 @@ pub fn apply<T: FittedTransform>(params: &str, state: Option<&[u8]>, batch: &Rec
 }
 
 /// Fit on `batches`, then apply to each of them.
-pub fn fit_apply<T: FittedTransform>(params: &str, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+pub fn fit_apply<T: FittedTransform>(
+    params: &str,
+    batches: &[RecordBatch],
+) -> Result<Vec<RecordBatch>> {
     let state = fit::<T>(params, batches)?;
-    batches.iter().map(|b| apply::<T>(params, Some(&state), b)).collect()
+    batches
+        .iter()
+        .map(|b| apply::<T>(params, Some(&state), b))
+        .collect()
 }
 
 fn check_schema(declared: &Schema, actual: &Schema) -> Result<()> {
-    let d: Vec<_> = declared.fields().iter().map(|f| (f.name(), f.data_type())).collect();
-    let a: Vec<_> = actual.fields().iter().map(|f| (f.name(), f.data_type())).collect();
+    let d: Vec<_> = declared
+        .fields()
+        .iter()
+        .map(|f| (f.name(), f.data_type()))
+        .collect();
+    let a: Vec<_> = actual
+        .fields()
+        .iter()
+        .map(|f| (f.name(), f.data_type()))
+        .collect();
     if d != a {
         return Err(Error::Internal(format!(
             "output schema {a:?} differs from declared output_schema {d:?}"

@@ -111,9 +111,15 @@ impl From<Error> for w::Error {
     fn from(e: Error) -> Self {
         match e {
             Error::InvalidParams(m) => w::Error::InvalidParams(m),
-            Error::InvalidInput { column, row, message } => {
-                w::Error::InvalidInput(w::InputError { column, row, message })
-            }
+            Error::InvalidInput {
+                column,
+                row,
+                message,
+            } => w::Error::InvalidInput(w::InputError {
+                column,
+                row,
+                message,
+            }),
             Error::InvalidState(m) => w::Error::InvalidState(m),
             Error::Internal(m) => w::Error::Internal(m),
         }
@@ -130,12 +136,17 @@ fn import_schema(s: w::Schema) -> Result<Schema, Error> {
     while let Some(node) = nodes.next() {
         fields.push(import_field(node, &mut nodes)?);
     }
-    Ok(Schema::new_with_metadata(fields, s.metadata.into_iter().collect()))
+    Ok(Schema::new_with_metadata(
+        fields,
+        s.metadata.into_iter().collect(),
+    ))
 }
 
 fn import_field(node: w::Field, rest: &mut impl Iterator<Item = w::Field>) -> Result<Field, Error> {
     let mut child = || {
-        let n = rest.next().ok_or_else(|| bad(format!("field '{}' lacks its child", node.name)))?;
+        let n = rest
+            .next()
+            .ok_or_else(|| bad(format!("field '{}' lacks its child", node.name)))?;
         import_field(n, rest)
     };
     let dt = match node.data_type {
@@ -207,12 +218,21 @@ fn import_batch(b: w::Batch) -> Result<RecordBatch, Error> {
         let data = import_array(f.data_type(), &mut arrays)?;
         columns.push(make_array(data));
     }
-    RecordBatch::try_new_with_options(schema, columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
-        .map_err(|e| bad(e.to_string()))
+    RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| bad(e.to_string()))
 }
 
-fn import_array(dt: &DataType, rest: &mut impl Iterator<Item = w::Array>) -> Result<ArrayData, Error> {
-    let a = rest.next().ok_or_else(|| bad("fewer arrays than fields".into()))?;
+fn import_array(
+    dt: &DataType,
+    rest: &mut impl Iterator<Item = w::Array>,
+) -> Result<ArrayData, Error> {
+    let a = rest
+        .next()
+        .ok_or_else(|| bad("fewer arrays than fields".into()))?;
     let children = match dt {
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
             vec![import_array(f.data_type(), rest)?]
@@ -242,7 +262,11 @@ fn export_schema(s: &Schema) -> w::Schema {
     }
     w::Schema {
         fields,
-        metadata: s.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        metadata: s
+            .metadata()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }
 
@@ -278,7 +302,10 @@ fn export_field(f: &Field, out: &mut Vec<w::Field>) {
             },
             timezone: tz.as_ref().map(|z| z.to_string()),
         }),
-        DataType::Decimal128(p, s) => w::DataType::Decimal128(w::DecimalType { precision: *p, scale: *s }),
+        DataType::Decimal128(p, s) => w::DataType::Decimal128(w::DecimalType {
+            precision: *p,
+            scale: *s,
+        }),
         DataType::List(c) => {
             children.push(c);
             w::DataType::List
@@ -317,7 +344,11 @@ fn export_field(f: &Field, out: &mut Vec<w::Field>) {
         name: f.name().clone(),
         data_type,
         nullable: f.is_nullable(),
-        metadata: f.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        metadata: f
+            .metadata()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     });
     for c in children {
         export_field(c, out);

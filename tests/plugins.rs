@@ -1,0 +1,215 @@
+//! The six plugins, sandboxed, on the example table, against oracles
+//! computed here independently (by hand from the CSV text, or published
+//! reference values).
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, UInt32Type, UInt8Type};
+use kiln_host::job::{self, JobOptions};
+use kiln_host::Params;
+
+use crate::support::*;
+
+/// Column `name` of the example CSV as text, parsed by hand.
+fn csv_text(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(customers_csv()).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let idx = header.iter().position(|h| *h == name).unwrap();
+    lines
+        .map(|l| l.split(',').nth(idx).unwrap().to_owned())
+        .collect()
+}
+
+/// Fit (if needed) and run a plugin over the example table in the sandbox.
+fn run_on_customers(plugin: &str, params: &str) -> arrow::array::RecordBatch {
+    let p = load(plugin);
+    let params = Params::from_json(params).unwrap();
+    let inputs = [customers_csv()];
+    let opts = JobOptions { batch_size: 10 };
+    let state = if p.needs_fit(&params).unwrap() {
+        Some(
+            job::fit_files(&p, &params, &inputs, &opts, &mut |_| {})
+                .unwrap()
+                .0,
+        )
+    } else {
+        None
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.arrow");
+    job::run_files(
+        &p,
+        &params,
+        state.as_ref(),
+        &inputs,
+        &out,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    concat(&read(&out))
+}
+
+#[test]
+fn one_hot_encodes_sorted_categories() {
+    let out = run_on_customers("one_hot", r#"{"columns":["plan"]}"#);
+    let plans = csv_text("plan");
+    let names: Vec<String> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let pos = names
+        .iter()
+        .position(|n| n == "plan_basic")
+        .expect("plan_basic column");
+    assert_eq!(
+        &names[pos..pos + 3],
+        ["plan_basic", "plan_plus", "plan_pro"]
+    );
+    assert!(!names.contains(&"plan".to_string()), "replaced in place");
+    for cat in ["basic", "plus", "pro"] {
+        let col = out
+            .column_by_name(&format!("plan_{cat}"))
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        for (i, p) in plans.iter().enumerate() {
+            assert_eq!(col.value(i), if p == cat { 1.0 } else { 0.0 }, "row {i}");
+        }
+    }
+}
+
+#[test]
+fn hash_encode_matches_published_murmur3_vectors_in_the_sandbox() {
+    // MurmurHash3_x86_32("Hello, world!", seed 1234) = 0xFAF6CDB3 and
+    // ("The quick brown fox jumps over the lazy dog", 0) = 0x2E4FF723.
+    let p = load("hash_encode");
+    let batch = arrow::array::RecordBatch::try_from_iter([(
+        "s",
+        std::sync::Arc::new(arrow::array::StringArray::from(vec![
+            Some("Hello, world!"),
+            None,
+        ])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    let params =
+        Params::from_json(r#"{"columns":["s"],"buckets":4294967295,"seed":1234}"#).unwrap();
+    let out = p.transformer(&params, None).unwrap().apply(&batch).unwrap();
+    let h = out.column(0).as_primitive::<UInt32Type>();
+    assert_eq!(h.value(0), 0xFAF6_CDB3);
+    assert!(h.is_null(1));
+    let batch = arrow::array::RecordBatch::try_from_iter([(
+        "s",
+        std::sync::Arc::new(arrow::array::StringArray::from(vec![
+            "The quick brown fox jumps over the lazy dog",
+        ])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    let params = Params::from_json(r#"{"columns":["s"],"buckets":1000}"#).unwrap();
+    let out = p.transformer(&params, None).unwrap().apply(&batch).unwrap();
+    assert_eq!(
+        out.column(0).as_primitive::<UInt32Type>().value(0),
+        0x2E4F_F723 % 1000
+    );
+}
+
+#[test]
+fn impute_median_fills_nulls_with_the_median() {
+    let ages: Vec<Option<f64>> = csv_text("age").iter().map(|v| v.parse().ok()).collect();
+    let mut present: Vec<f64> = ages.iter().flatten().copied().collect();
+    present.sort_by(f64::total_cmp);
+    let n = present.len();
+    let median = if n % 2 == 1 {
+        present[n / 2]
+    } else {
+        (present[n / 2 - 1] + present[n / 2]) / 2.0
+    };
+    assert!(
+        ages.iter().any(Option::is_none),
+        "the example has missing ages"
+    );
+    let out = run_on_customers("impute", r#"{"columns":["age"],"strategy":"median"}"#);
+    let col = out
+        .column_by_name("age")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert_eq!(col.null_count(), 0);
+    for (i, a) in ages.iter().enumerate() {
+        assert_eq!(col.value(i), a.unwrap_or(median), "row {i}");
+    }
+}
+
+#[test]
+fn bucketize_with_explicit_boundaries_counts_boundaries_below() {
+    let spend: Vec<f64> = csv_text("monthly_spend")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let out = run_on_customers(
+        "bucketize",
+        r#"{"columns":["monthly_spend"],"boundaries":[30.0,60.0]}"#,
+    );
+    let col = out
+        .column_by_name("monthly_spend")
+        .unwrap()
+        .as_primitive::<UInt32Type>();
+    for (i, x) in spend.iter().enumerate() {
+        let want = if *x < 30.0 {
+            0
+        } else if *x < 60.0 {
+            1
+        } else {
+            2
+        };
+        assert_eq!(col.value(i), want, "row {i}: {x}");
+    }
+}
+
+#[test]
+fn bucketize_quantiles_give_balanced_buckets() {
+    let out = run_on_customers("bucketize", r#"{"columns":["income"],"quantiles":4}"#);
+    let col = out
+        .column_by_name("income")
+        .unwrap()
+        .as_primitive::<UInt32Type>();
+    let mut counts = [0usize; 4];
+    for v in col.values().iter() {
+        counts[*v as usize] += 1;
+    }
+    // 48 distinct incomes into quartiles: 12 each.
+    assert_eq!(counts, [12, 12, 12, 12]);
+}
+
+#[test]
+fn datetime_parts_of_known_dates() {
+    let out = run_on_customers("datetime_parts", r#"{"columns":["signup_at"]}"#);
+    let ts = csv_text("signup_at");
+    assert_eq!(ts[0], "2024-11-24T00:09:06");
+    assert_eq!(ts[1], "2024-07-05T07:57:03");
+    let get = |name: &str, i: usize| {
+        out.column_by_name(name)
+            .unwrap()
+            .as_primitive::<UInt8Type>()
+            .value(i)
+    };
+    // 2024-11-24 was a Sunday (Monday = 0), 2024-07-05 a Friday.
+    assert_eq!(
+        (
+            get("signup_at_hour", 0),
+            get("signup_at_day_of_week", 0),
+            get("signup_at_day_of_month", 0),
+            get("signup_at_month", 0)
+        ),
+        (0, 6, 24, 11)
+    );
+    assert_eq!(
+        (
+            get("signup_at_hour", 1),
+            get("signup_at_day_of_week", 1),
+            get("signup_at_day_of_month", 1),
+            get("signup_at_month", 1)
+        ),
+        (7, 4, 5, 7)
+    );
+}

@@ -1,0 +1,133 @@
+//! A plugin cannot loop forever, eat the machine's memory, see the host's
+//! files, environment, clock or randomness, or take the host down.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
+use kiln_host::{Engine, EngineConfig, Error, Params};
+
+use crate::support::*;
+
+fn small_batch() -> RecordBatch {
+    arrow::array::RecordBatch::try_from_iter([(
+        "x",
+        Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+    )])
+    .unwrap()
+}
+
+/// After a hostile plugin failed, the same engine still serves a good one.
+fn good_plugin_still_works(engine: &Engine) {
+    let identity = engine.load(&plugin_path("identity")).unwrap();
+    let mut t = identity.transformer(&Params::empty(), None).unwrap();
+    assert_eq!(t.apply(&small_batch()).unwrap(), small_batch());
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline_within_twice_the_limit() {
+    let deadline = Duration::from_millis(500);
+    let engine = Engine::with_config(EngineConfig::default().with_deadline(deadline)).unwrap();
+    let spin = engine.load(&plugin_path("spin")).unwrap();
+    let mut t = spin.transformer(&Params::empty(), None).unwrap();
+    let start = Instant::now();
+    let err = t.apply(&small_batch()).unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, Error::DeadlineExceeded { .. }), "{err}");
+    assert!(took < deadline * 2, "stopped after {took:?}");
+    assert!(
+        err.to_string().contains("spin@0.1.0"),
+        "names the plugin: {err}"
+    );
+    // The trapped instance is discarded; the next call fails the same way, not worse.
+    assert!(matches!(
+        t.apply(&small_batch()),
+        Err(Error::DeadlineExceeded { .. })
+    ));
+    good_plugin_still_works(&engine);
+
+    let e = kiln_err(&[
+        "--deadline",
+        "0.3",
+        "run",
+        s(&plugin_path("spin")),
+        "--input",
+        s(&customers_csv()),
+        "--output",
+        "/tmp/never.parquet",
+    ]);
+    assert!(e.contains("deadline"), "{e}");
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_cap() {
+    let engine = Engine::with_config(EngineConfig::default().with_memory_limit(64 << 20)).unwrap();
+    let hog = engine.load(&plugin_path("hog")).unwrap();
+    let mut t = hog.transformer(&Params::empty(), None).unwrap();
+    let err = t.apply(&small_batch()).unwrap_err();
+    match &err {
+        Error::MemoryLimit { limit, .. } => assert_eq!(*limit, 64 << 20),
+        other => panic!("expected a memory error, got {other}"),
+    }
+    good_plugin_still_works(&engine);
+
+    let e = kiln_err(&[
+        "--memory-limit",
+        "64MiB",
+        "run",
+        s(&plugin_path("hog")),
+        "--input",
+        s(&customers_csv()),
+        "--output",
+        "/tmp/never.parquet",
+    ]);
+    assert!(e.contains("memory cap"), "{e}");
+}
+
+#[test]
+fn a_panic_is_a_trap_carrying_the_panic_message() {
+    let p = load("panicky");
+    let mut t = p.transformer(&Params::empty(), None).unwrap();
+    let err = t.apply(&small_batch()).unwrap_err();
+    match &err {
+        Error::Trap { stderr, .. } => assert!(
+            stderr.contains("kiln test panic: boom at 3 rows"),
+            "{stderr}"
+        ),
+        other => panic!("expected a trap, got {other}"),
+    }
+    assert!(err.to_string().contains("panicky@0.1.0"));
+    good_plugin_still_works(engine());
+}
+
+fn snoop_report(engine: &Engine) -> String {
+    let p = engine.load(&plugin_path("snoop")).unwrap();
+    let mut t = p.transformer(&Params::empty(), None).unwrap();
+    let out = t.apply(&small_batch()).unwrap();
+    out.column(0).as_string::<i32>().value(0).to_owned()
+}
+
+#[test]
+fn files_env_clock_random_and_sockets_are_out_of_reach() {
+    let report = snoop_report(engine());
+    let fields: std::collections::HashMap<&str, &str> = report
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    assert!(fields["file"].starts_with("denied"), "{report}");
+    assert!(fields["dir"].starts_with("denied"), "{report}");
+    assert!(fields["cwd"].starts_with("denied"), "{report}");
+    assert_eq!(fields["env"], "0", "{report}");
+    assert_eq!(fields["home"], "none", "{report}");
+    assert_eq!(fields["args"], "0", "{report}");
+    assert_eq!(
+        fields["now"], "946684800",
+        "the clock is fixed at 2000-01-01: {report}"
+    );
+    assert_eq!(fields["elapsed"], "0", "{report}");
+    assert!(fields["socket"].starts_with("denied"), "{report}");
+    // Same view in a brand-new engine: hash iteration order (seeded from
+    // WASI random) is the same too.
+    let again = snoop_report(&Engine::new().unwrap());
+    assert_eq!(report, again);
+}

@@ -1,0 +1,91 @@
+//! Shared fixtures: plugin paths, the `kiln` binary, small tables.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::RecordBatch;
+use kiln_host::{Engine, Plugin};
+
+/// Path of a built guest (`standard_scaler`, `identity`, ...).
+pub fn plugin_path(name: &str) -> PathBuf {
+    Path::new(env!("KILN_PLUGIN_DIR")).join(format!("{name}.wasm"))
+}
+
+/// The example table shipped in the repo.
+pub fn customers_csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/customers.csv")
+}
+
+/// One engine for the whole test binary (compiled components are cached).
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new().expect("default engine"))
+}
+
+/// Load a built guest with the shared engine.
+pub fn load(name: &str) -> Plugin {
+    engine()
+        .load(&plugin_path(name))
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// `kiln` with arguments; returns the finished process output.
+pub fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("kiln binary runs")
+}
+
+/// `kiln` that must succeed; returns stdout.
+pub fn kiln_ok(args: &[&str]) -> String {
+    let out = kiln(args);
+    assert!(
+        out.status.success(),
+        "kiln {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// `kiln` that must fail; returns stderr.
+pub fn kiln_err(args: &[&str]) -> String {
+    let out = kiln(args);
+    assert!(!out.status.success(), "kiln {args:?} should have failed");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "errors exit with 1, not a crash: {out:?}"
+    );
+    let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
+    assert!(
+        !stderr.contains("panicked"),
+        "a panic reached the user: {stderr}"
+    );
+    stderr
+}
+
+/// Path as &str for argument lists.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Read a whole data file with kiln's own reader.
+pub fn read(path: &Path) -> Vec<RecordBatch> {
+    kiln_host::io::read_all(path, &Default::default())
+        .expect("readable output")
+        .1
+}
+
+/// Concatenate batches into one.
+pub fn concat(batches: &[RecordBatch]) -> RecordBatch {
+    arrow::compute::concat_batches(&batches[0].schema(), batches).expect("same schema")
+}
+
+/// A shareable schema reference.
+pub fn schema_of(b: &RecordBatch) -> Arc<arrow::datatypes::Schema> {
+    b.schema()
+}
