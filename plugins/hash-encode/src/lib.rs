@@ -87,7 +87,9 @@ impl StatelessTransform for HashEncode {
             return Err(Error::InvalidParams("`buckets` must be at least 1".into()));
         }
         if params.columns.is_empty() {
-            return Err(Error::InvalidParams("`columns` lists no column to hash".into()));
+            return Err(Error::InvalidParams(
+                "`columns` lists no column to hash".into(),
+            ));
         }
         Ok(HashEncode(params))
     }
@@ -116,7 +118,12 @@ impl StatelessTransform for HashEncode {
             let out = UInt32Array::new(values.into(), strings.nulls().cloned());
             let nullable = columns::field(batch.schema_ref(), c)?.is_nullable();
             let field = Field::new(self.out_name(c), DataType::UInt32, nullable);
-            batch = columns::splice(&batch, c, vec![(field, Arc::new(out) as ArrayRef)], self.0.suffix.is_some())?;
+            batch = columns::splice(
+                &batch,
+                c,
+                vec![(field, Arc::new(out) as ArrayRef)],
+                self.0.suffix.is_some(),
+            )?;
         }
         Ok(batch)
     }
@@ -149,7 +156,11 @@ mod tests {
             (&[0, 0], 0, 0x30F4_C306),
             (&[0], 0, 0x514E_28B7),
             (b"Hello, world!", 1234, 0xFAF6_CDB3),
-            (b"The quick brown fox jumps over the lazy dog", 0, 0x2E4F_F723),
+            (
+                b"The quick brown fox jumps over the lazy dog",
+                0,
+                0x2E4F_F723,
+            ),
         ];
         for (data, seed, want) in cases {
             assert_eq!(murmur3_32(data, *seed), *want, "data {data:?} seed {seed}");
@@ -162,8 +173,14 @@ mod tests {
             "city",
             Arc::new(StringArray::from(vec![Some("Paris"), None, Some("")])) as ArrayRef,
         )]);
-        let out = testing::apply::<HashEncode>(r#"{"columns":["city"],"buckets":10,"seed":7}"#, None, &b).unwrap();
-        let col = out.column(0).as_any().downcast_ref::<UInt32Array>().unwrap();
+        let out =
+            testing::apply::<HashEncode>(r#"{"columns":["city"],"buckets":10,"seed":7}"#, None, &b)
+                .unwrap();
+        let col = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .unwrap();
         assert_eq!(col.value(0), murmur3_32(b"Paris", 7) % 10);
         assert!(col.is_null(1));
         assert_eq!(col.value(2), murmur3_32(b"", 7) % 10);
@@ -171,16 +188,28 @@ mod tests {
 
     #[test]
     fn suffix_keeps_the_original_column() {
-        let b = testing::batch(vec![("s", Arc::new(StringArray::from(vec!["a"])) as ArrayRef)]);
-        let out = testing::apply::<HashEncode>(r#"{"columns":["s"],"buckets":4,"suffix":"_h"}"#, None, &b).unwrap();
+        let b = testing::batch(vec![(
+            "s",
+            Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
+        )]);
+        let out = testing::apply::<HashEncode>(
+            r#"{"columns":["s"],"buckets":4,"suffix":"_h"}"#,
+            None,
+            &b,
+        )
+        .unwrap();
         assert_eq!(out.schema().field(0).name(), "s");
         assert_eq!(out.schema().field(1).name(), "s_h");
     }
 
     #[test]
     fn wrong_type_names_the_column() {
-        let b = testing::batch(vec![("n", Arc::new(UInt32Array::from(vec![1])) as ArrayRef)]);
-        let err = testing::apply::<HashEncode>(r#"{"columns":["n"],"buckets":4}"#, None, &b).unwrap_err();
+        let b = testing::batch(vec![(
+            "n",
+            Arc::new(UInt32Array::from(vec![1])) as ArrayRef,
+        )]);
+        let err =
+            testing::apply::<HashEncode>(r#"{"columns":["n"],"buckets":4}"#, None, &b).unwrap_err();
         assert!(err.to_string().contains("'n'"), "{err}");
     }
 }
