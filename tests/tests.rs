@@ -4,6 +4,7 @@
 
 mod support;
 
+mod boundary;
 mod cli;
 mod large;
 mod plugins;

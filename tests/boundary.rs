@@ -1,0 +1,80 @@
+//! What a plugin returns is untrusted: every malformed batch is refused with
+//! an error naming the plugin and the column, never a panic or undefined
+//! behaviour, and the host keeps working.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use kiln_host::{Error, Params};
+
+use crate::support::*;
+
+fn input() -> RecordBatch {
+    RecordBatch::try_from_iter([("s", Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef)]).unwrap()
+}
+
+fn lie(mode: &str) -> Result<RecordBatch, Error> {
+    let p = load("liar");
+    let params = Params::from_json(&format!(r#"{{"mode":"{mode}"}}"#)).unwrap();
+    p.transformer(&params, None).unwrap().apply(&input())
+}
+
+#[test]
+fn an_honest_batch_from_the_raw_contract_is_accepted() {
+    let out = lie("honest").unwrap();
+    let s = out.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!((s.value(0), s.value(1)), ("ab", "c"));
+}
+
+#[test]
+fn malformed_batches_are_refused_naming_the_column() {
+    let cases = [
+        ("wrong_length", "s", "rows"),
+        ("offsets_past_end", "s", "offset"),
+        ("decreasing_offsets", "s", "offset"),
+        ("invalid_utf8", "s", "utf"),
+        ("short_validity", "s", "bitmap"),
+        ("missing_buffer", "s", "buffers"),
+        ("undeclared_schema", "s", "declared"),
+        ("extra_column", "", "columns returned"),
+        ("too_many_rows", "", "cap"),
+    ];
+    for (mode, column, needle) in cases {
+        let err = lie(mode).expect_err(mode);
+        match &err {
+            Error::InvalidOutput { column: c, .. } => {
+                if !column.is_empty() {
+                    assert_eq!(c.as_deref(), Some(column), "{mode}: {err}");
+                }
+            }
+            other => panic!("{mode}: expected InvalidOutput, got {other}"),
+        }
+        let msg = err.to_string().to_lowercase();
+        assert!(msg.contains(needle), "{mode}: '{needle}' not in: {msg}");
+        assert!(msg.contains("liar@0.1.0"), "{mode}: names the plugin: {msg}");
+    }
+    // The host is fine afterwards.
+    assert!(lie("honest").is_ok());
+}
+
+#[test]
+fn files_that_are_not_usable_components_are_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(plugin_path("identity")).unwrap();
+    // A core module (the 8-byte header of an empty one).
+    let core = b"\0asm\x01\x00\x00\x00".to_vec();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("text.wasm", b"hello".to_vec(), "not a WebAssembly file"),
+        ("core.wasm", core, "core WebAssembly module"),
+        ("truncated.wasm", good[..good.len() / 3].to_vec(), "not a valid WebAssembly component"),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let err = engine().load(&path).expect_err(name);
+        assert!(matches!(err, Error::Load { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(needle) && err.to_string().contains(name), "{name}: {err}");
+        let e = kiln_err(&["inspect", s(&path)]);
+        assert!(e.contains(needle), "{name}: {e}");
+    }
+}
