@@ -29,7 +29,7 @@ fn an_honest_batch_from_the_raw_contract_is_accepted() {
 #[test]
 fn malformed_batches_are_refused_naming_the_column() {
     let cases = [
-        ("wrong_length", "s", "rows"),
+        ("wrong_length", "s", "bytes in buffers"),
         ("offsets_past_end", "s", "offset"),
         ("decreasing_offsets", "s", "offset"),
         ("invalid_utf8", "s", "utf"),

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use arrow::array::{AsArray, Float64Array};
+use arrow::array::{Array, AsArray, Float64Array};
 use arrow::datatypes::Float64Type;
 use kiln_host::job::{self, JobOptions};
 use kiln_host::{Params, State};

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use arrow::array::*;
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::*;
+/// `half::f16`, reached through Arrow so the test needs no extra dependency.
+type F16 = <Float16Type as ArrowPrimitiveType>::Native;
 use kiln_host::Params;
 use proptest::prelude::*;
 
@@ -75,9 +77,9 @@ fn all_types(n: usize, seed: u64) -> RecordBatch {
             g.opt(f)
         })
         .collect();
-    let f16s: Vec<Option<f16>> = (0..n)
+    let f16s: Vec<Option<F16>> = (0..n)
         .map(|_| {
-            let f = f16::from_f32((g.next() % 100) as f32 / 4.0);
+            let f = F16::from_f32((g.next() % 100) as f32 / 4.0);
             g.opt(f)
         })
         .collect();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use arrow::array::RecordBatch;
 use kiln_host::{Engine, Plugin};
@@ -85,7 +85,3 @@ pub fn concat(batches: &[RecordBatch]) -> RecordBatch {
     arrow::compute::concat_batches(&batches[0].schema(), batches).expect("same schema")
 }
 
-/// A shareable schema reference.
-pub fn schema_of(b: &RecordBatch) -> Arc<arrow::datatypes::Schema> {
-    b.schema()
-}

@@ -60,6 +60,24 @@ impl Params {
     /// assert_eq!(p.as_str(), r#"{"buckets":8,"columns":["age","income"],"name":"x"}"#);
     /// ```
     pub fn with_pairs(&self, pairs: &[String]) -> Result<Params> {
+        self.with_pairs_for(pairs, &Value::Null)
+    }
+
+    /// Like [`Params::with_pairs`], guided by the plugin's parameter JSON
+    /// Schema: a single value for an `array` property becomes a one-element
+    /// list (`columns=age`), and a value for a `string` property stays text
+    /// (`name=123`).
+    ///
+    /// # Errors
+    /// [`Error::ParamsSyntax`] for a pair without `=`.
+    ///
+    /// # Examples
+    /// ```
+    /// let schema = serde_json::json!({"properties": {"columns": {"type": "array"}, "tag": {"type": "string"}}});
+    /// let p = kiln_host::Params::empty().with_pairs_for(&["columns=age".into(), "tag=7".into()], &schema).unwrap();
+    /// assert_eq!(p.as_str(), r#"{"columns":["age"],"tag":"7"}"#);
+    /// ```
+    pub fn with_pairs_for(&self, pairs: &[String], schema: &Value) -> Result<Params> {
         let mut map: Map<String, Value> = serde_json::from_str(&self.0)
             .map_err(|e| Error::Internal(format!("canonical params do not parse: {e}")))?;
         for pair in pairs {
@@ -75,7 +93,13 @@ impl Params {
                 ),
                 Err(_) => Value::String(v.to_owned()),
             };
-            map.insert(k.trim().to_owned(), value);
+            let k = k.trim();
+            let value = match schema["properties"][k]["type"].as_str() {
+                Some("array") if !value.is_array() => Value::Array(vec![value]),
+                Some("string") if !value.is_string() => Value::String(v.to_owned()),
+                _ => value,
+            };
+            map.insert(k.to_owned(), value);
         }
         Ok(Params(Value::Object(map).to_string()))
     }

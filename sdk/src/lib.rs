@@ -82,8 +82,8 @@ pub mod __private {
 /// Export a type implementing [`FittedTransform`] (or [`StatelessTransform`])
 /// as the plugin's entry point. Use it once per plugin crate.
 ///
-/// On targets other than `wasm32` it expands to nothing, so the plugin crate
-/// still compiles natively for unit tests.
+/// On targets other than `wasm32` it only checks that the type implements
+/// the trait, so the plugin crate still compiles natively for unit tests.
 #[macro_export]
 macro_rules! export {
     ($plugin:ty) => {
@@ -91,6 +91,15 @@ macro_rules! export {
         const _: () = {
             type __KilnPlugin = $crate::__private::Adapter<$plugin>;
             $crate::__private::bindings::__export_kiln_plugin!(__KilnPlugin with_types_in $crate::__private::bindings);
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            // What the wasm export would call, so nothing reads as dead code natively.
+            let _ = <$plugin as $crate::FittedTransform>::info;
+            let _ = <$plugin as $crate::FittedTransform>::new;
+            let _ = <$plugin as $crate::FittedTransform>::transform;
+            let _ = <$plugin as $crate::FittedTransform>::output_schema;
+            let _ = <$plugin as $crate::FittedTransform>::fit_partial;
         };
     };
 }

@@ -122,12 +122,13 @@ struct ParamArgs {
 }
 
 impl ParamArgs {
-    fn resolve(&self) -> Result<Params> {
+    /// `--params` then `--param` pairs, typed by the plugin's parameter schema.
+    fn resolve(&self, plugin: &Plugin) -> Result<Params> {
         let base = match &self.params {
             Some(json) => Params::from_json(json)?,
             None => Params::empty(),
         };
-        Ok(base.with_pairs(&self.param)?)
+        Ok(base.with_pairs_for(&self.param, &plugin.info().params_schema)?)
     }
 }
 
@@ -197,7 +198,7 @@ fn try_main(cli: Cli) -> Result<()> {
             &engine,
             &plugin,
             &data,
-            &params.resolve()?,
+            &params,
             &state_out,
             json,
         ),
@@ -211,7 +212,7 @@ fn try_main(cli: Cli) -> Result<()> {
             &engine,
             &plugin,
             &data,
-            &params.resolve()?,
+            &params,
             state.as_deref(),
             &output,
             json,
@@ -267,11 +268,12 @@ fn fit(
     engine: &Engine,
     path: &Path,
     data: &DataArgs,
-    params: &Params,
+    params: &ParamArgs,
     state_out: &Path,
     json: bool,
 ) -> Result<()> {
     let plugin = load(engine, path)?;
+    let params = &params.resolve(&plugin)?;
     let pb = progress_bar(json);
     let opts = JobOptions {
         batch_size: data.batch_size,
@@ -316,12 +318,13 @@ fn run(
     engine: &Engine,
     path: &Path,
     data: &DataArgs,
-    params: &Params,
+    params: &ParamArgs,
     state: Option<&Path>,
     output: &Path,
     json: bool,
 ) -> Result<()> {
     let plugin = load(engine, path)?;
+    let params = &params.resolve(&plugin)?;
     let state = match state {
         Some(p) => {
             Some(State::from_bytes(std::fs::read(p).with_context(|| {
