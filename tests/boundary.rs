@@ -10,7 +10,8 @@ use kiln_host::{Error, Params};
 use crate::support::*;
 
 fn input() -> RecordBatch {
-    RecordBatch::try_from_iter([("s", Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef)]).unwrap()
+    RecordBatch::try_from_iter([("s", Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef)])
+        .unwrap()
 }
 
 fn lie(mode: &str) -> Result<RecordBatch, Error> {
@@ -22,7 +23,11 @@ fn lie(mode: &str) -> Result<RecordBatch, Error> {
 #[test]
 fn an_honest_batch_from_the_raw_contract_is_accepted() {
     let out = lie("honest").unwrap();
-    let s = out.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    let s = out
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
     assert_eq!((s.value(0), s.value(1)), ("ab", "c"));
 }
 
@@ -51,7 +56,10 @@ fn malformed_batches_are_refused_naming_the_column() {
         }
         let msg = err.to_string().to_lowercase();
         assert!(msg.contains(needle), "{mode}: '{needle}' not in: {msg}");
-        assert!(msg.contains("liar@0.1.0"), "{mode}: names the plugin: {msg}");
+        assert!(
+            msg.contains("liar@0.1.0"),
+            "{mode}: names the plugin: {msg}"
+        );
     }
     // The host is fine afterwards.
     assert!(lie("honest").is_ok());
@@ -66,14 +74,21 @@ fn files_that_are_not_usable_components_are_refused_at_load() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("text.wasm", b"hello".to_vec(), "not a WebAssembly file"),
         ("core.wasm", core, "core WebAssembly module"),
-        ("truncated.wasm", good[..good.len() / 3].to_vec(), "not a valid WebAssembly component"),
+        (
+            "truncated.wasm",
+            good[..good.len() / 3].to_vec(),
+            "not a valid WebAssembly component",
+        ),
     ];
     for (name, bytes, needle) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let err = engine().load(&path).expect_err(name);
         assert!(matches!(err, Error::Load { .. }), "{name}: {err}");
-        assert!(err.to_string().contains(needle) && err.to_string().contains(name), "{name}: {err}");
+        assert!(
+            err.to_string().contains(needle) && err.to_string().contains(name),
+            "{name}: {err}"
+        );
         let e = kiln_err(&["inspect", s(&path)]);
         assert!(e.contains(needle), "{name}: {e}");
     }

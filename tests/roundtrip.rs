@@ -25,7 +25,7 @@ impl Gen {
         self.0 >> 11
     }
     fn null(&mut self) -> bool {
-        self.next() % 5 == 0
+        self.next().is_multiple_of(5)
     }
     fn opt<T>(&mut self, v: T) -> Option<T> {
         if self.null() {
@@ -61,7 +61,7 @@ fn all_types(n: usize, seed: u64) -> RecordBatch {
         .collect();
     let bools: Vec<Option<bool>> = (0..n)
         .map(|_| {
-            let b = g.next() % 2 == 0;
+            let b = g.next().is_multiple_of(2);
             g.opt(b)
         })
         .collect();

@@ -84,4 +84,3 @@ pub fn read(path: &Path) -> Vec<RecordBatch> {
 pub fn concat(batches: &[RecordBatch]) -> RecordBatch {
     arrow::compute::concat_batches(&batches[0].schema(), batches).expect("same schema")
 }
-

@@ -233,7 +233,11 @@ impl Plugin {
 
     /// How errors name this plugin.
     pub fn plugin_ref(&self) -> PluginRef {
-        PluginRef::new(&self.inner.info.name, &self.inner.info.version, &self.inner.info.id)
+        PluginRef::new(
+            &self.inner.info.name,
+            &self.inner.info.version,
+            &self.inner.info.id,
+        )
     }
 
     fn session(&self) -> Result<Session> {

@@ -428,7 +428,11 @@ fn check_against(actual: &Schema, declared: &Schema) -> Result<(), WireError> {
 }
 
 /// Recursion follows `dt`, whose depth `import_schema` already bounded.
-fn import_array(dt: &DataType, rest: &mut impl Iterator<Item = w::Array>, column: &str) -> Result<ArrayData, WireError> {
+fn import_array(
+    dt: &DataType,
+    rest: &mut impl Iterator<Item = w::Array>,
+    column: &str,
+) -> Result<ArrayData, WireError> {
     let err = |m: String| WireError::new(Some(column), m);
     let a = rest
         .next()

@@ -149,7 +149,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
         .trim()
         .parse()
         .map_err(|_| format!("'{s}' is not a size like 512MiB or 1GiB"))?;
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return Err(format!("'{s}' must be positive"));
     }
     Ok((n * mult as f64) as usize)
@@ -194,14 +194,7 @@ fn try_main(cli: Cli) -> Result<()> {
             data,
             params,
             state_out,
-        } => fit(
-            &engine,
-            &plugin,
-            &data,
-            &params,
-            &state_out,
-            json,
-        ),
+        } => fit(&engine, &plugin, &data, &params, &state_out, json),
         Command::Run {
             plugin,
             data,

@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use kiln_sdk::arrow_array::cast::AsArray;
 use kiln_sdk::arrow_array::types::*;
-use kiln_sdk::arrow_array::{Array, ArrayRef, ArrowPrimitiveType, Float64Array, PrimitiveArray, RecordBatch, StringArray};
+use kiln_sdk::arrow_array::{
+    Array, ArrayRef, ArrowPrimitiveType, Float64Array, PrimitiveArray, RecordBatch, StringArray,
+};
 use kiln_sdk::arrow_schema::{DataType, Field, Schema};
 use kiln_sdk::{columns, Error, FittedTransform, PluginInfo, PluginKind, Result};
 use serde::{Deserialize, Serialize};
@@ -84,16 +86,22 @@ pub struct Impute {
 
 fn check_params(p: &Params) -> Result<()> {
     if p.columns.is_empty() {
-        return Err(Error::InvalidParams("`columns` lists no column to impute".into()));
+        return Err(Error::InvalidParams(
+            "`columns` lists no column to impute".into(),
+        ));
     }
     match (&p.strategy, &p.fill_value) {
-        (Strategy::Constant, None) => Err(Error::InvalidParams("strategy `constant` needs `fill_value`".into())),
+        (Strategy::Constant, None) => Err(Error::InvalidParams(
+            "strategy `constant` needs `fill_value`".into(),
+        )),
         (Strategy::Constant, Some(v)) if !(v.is_number() || v.is_string()) => {
-            Err(Error::InvalidParams(format!("`fill_value` must be a number or a string, got {v}")))
+            Err(Error::InvalidParams(format!(
+                "`fill_value` must be a number or a string, got {v}"
+            )))
         }
-        (s, Some(_)) if *s != Strategy::Constant => {
-            Err(Error::InvalidParams("`fill_value` is only used with strategy `constant`".into()))
-        }
+        (s, Some(_)) if *s != Strategy::Constant => Err(Error::InvalidParams(
+            "`fill_value` is only used with strategy `constant`".into(),
+        )),
         _ => Ok(()),
     }
 }
@@ -121,9 +129,15 @@ fn numeric_partial(strategy: Strategy, column: &str, x: &Float64Array) -> Result
     let mut p = Partial::default();
     let mut seen: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
     for (row, v) in x.iter().enumerate() {
-        let Some(v) = v.filter(|v| !v.is_nan()) else { continue };
+        let Some(v) = v.filter(|v| !v.is_nan()) else {
+            continue;
+        };
         if v.is_infinite() {
-            return Err(Error::value(column, row, "infinite value; replace or drop it before imputing"));
+            return Err(Error::value(
+                column,
+                row,
+                "infinite value; replace or drop it before imputing",
+            ));
         }
         p.count += 1;
         p.sum += v;
@@ -131,7 +145,11 @@ fn numeric_partial(strategy: Strategy, column: &str, x: &Float64Array) -> Result
             // Order-preserving key (+0.0 and -0.0 are one value).
             let v = if v == 0.0 { 0.0 } else { v };
             let bits = v.to_bits();
-            let key = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            let key = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | (1 << 63)
+            };
             seen.entry(key).or_insert((v, 0)).1 += 1;
         }
     }
@@ -140,7 +158,12 @@ fn numeric_partial(strategy: Strategy, column: &str, x: &Float64Array) -> Result
 }
 
 fn fill_of(strategy: Strategy, column: &str, p: Partial) -> Result<Fill> {
-    let empty = || Error::column(column, "no non-null values to learn a fill value from; use strategy `constant`");
+    let empty = || {
+        Error::column(
+            column,
+            "no non-null values to learn a fill value from; use strategy `constant`",
+        )
+    };
     Ok(match strategy {
         Strategy::Mean if p.count == 0 => return Err(empty()),
         Strategy::Mean => Fill::Number(p.sum / p.count as f64),
@@ -160,15 +183,29 @@ fn fill_of(strategy: Strategy, column: &str, p: Partial) -> Result<Fill> {
                 }
                 p.values.last().map(|(v, _)| *v).unwrap_or(f64::NAN)
             };
-            Fill::Number(if n % 2 == 1 { at(n / 2) } else { (at(n / 2 - 1) + at(n / 2)) / 2.0 })
+            Fill::Number(if n % 2 == 1 {
+                at(n / 2)
+            } else {
+                (at(n / 2 - 1) + at(n / 2)) / 2.0
+            })
         }
         Strategy::MostFrequent => {
             if !p.text.is_empty() {
                 // BTreeMap order: the first maximum is the smallest string.
-                let (s, _) = p.text.iter().fold((None, 0), |(best, bc), (s, c)| if *c > bc { (Some(s), *c) } else { (best, bc) });
+                let (s, _) =
+                    p.text.iter().fold(
+                        (None, 0),
+                        |(best, bc), (s, c)| if *c > bc { (Some(s), *c) } else { (best, bc) },
+                    );
                 Fill::Text(s.cloned().ok_or_else(empty)?)
             } else {
-                let (v, _) = p.values.iter().fold((None, 0), |(best, bc), (v, c)| if *c > bc { (Some(*v), *c) } else { (best, bc) });
+                let (v, _) = p.values.iter().fold((None, 0), |(best, bc), (v, c)| {
+                    if *c > bc {
+                        (Some(*v), *c)
+                    } else {
+                        (best, bc)
+                    }
+                });
                 Fill::Number(v.ok_or_else(empty)?)
             }
         }
@@ -192,7 +229,11 @@ impl Impute {
                 if columns::is_numeric(t) {
                     Ok(DataType::Float64)
                 } else {
-                    Err(columns::wrong_type(column, "a numeric type for mean/median", t))
+                    Err(columns::wrong_type(
+                        column,
+                        "a numeric type for mean/median",
+                        t,
+                    ))
                 }
             }
             Strategy::MostFrequent | Strategy::Constant => match (t, fill) {
@@ -201,9 +242,9 @@ impl Impute {
                 (DataType::Utf8, Some(Fill::Number(_))) => Err(Error::InvalidParams(format!(
                     "column '{column}' is Utf8 but the fill value is a number; quote it"
                 ))),
-                (t, Some(Fill::Text(_))) if columns::is_numeric(t) => Err(Error::InvalidParams(format!(
-                    "column '{column}' is {t} but the fill value is a string"
-                ))),
+                (t, Some(Fill::Text(_))) if columns::is_numeric(t) => Err(Error::InvalidParams(
+                    format!("column '{column}' is {t} but the fill value is a string"),
+                )),
                 (t, _) => Err(columns::wrong_type(column, "a numeric or Utf8 type", t)),
             },
         }
@@ -212,7 +253,13 @@ impl Impute {
 
 fn fill_primitive<T: ArrowPrimitiveType>(a: &dyn Array, fill: T::Native) -> ArrayRef {
     let a = a.as_primitive::<T>();
-    let filled = PrimitiveArray::<T>::from_iter_values((0..a.len()).map(|i| if a.is_null(i) { fill } else { a.value(i) }));
+    let filled = PrimitiveArray::<T>::from_iter_values((0..a.len()).map(|i| {
+        if a.is_null(i) {
+            fill
+        } else {
+            a.value(i)
+        }
+    }));
     Arc::new(filled.with_data_type(a.data_type().clone()))
 }
 
@@ -231,18 +278,27 @@ fn fill_number(column: &str, a: &dyn Array, v: f64) -> Result<ArrayRef> {
         DataType::Float64 => {
             // NaN is missing too.
             let x = a.as_primitive::<Float64Type>();
-            Arc::new(Float64Array::from_iter_values(x.iter().map(|o| o.filter(|f| !f.is_nan()).unwrap_or(v))))
+            Arc::new(Float64Array::from_iter_values(
+                x.iter().map(|o| o.filter(|f| !f.is_nan()).unwrap_or(v)),
+            ))
         }
         DataType::Float32 => {
             let x = a.as_primitive::<Float32Type>();
             Arc::new(PrimitiveArray::<Float32Type>::from_iter_values(
-                x.iter().map(|o| o.filter(|f| !f.is_nan()).unwrap_or(v as f32)),
+                x.iter()
+                    .map(|o| o.filter(|f| !f.is_nan()).unwrap_or(v as f32)),
             ))
         }
         DataType::Int8 => fill_primitive::<Int8Type>(a, int(i8::MIN as f64, i8::MAX as f64)? as i8),
-        DataType::Int16 => fill_primitive::<Int16Type>(a, int(i16::MIN as f64, i16::MAX as f64)? as i16),
-        DataType::Int32 => fill_primitive::<Int32Type>(a, int(i32::MIN as f64, i32::MAX as f64)? as i32),
-        DataType::Int64 => fill_primitive::<Int64Type>(a, int(i64::MIN as f64, i64::MAX as f64)? as i64),
+        DataType::Int16 => {
+            fill_primitive::<Int16Type>(a, int(i16::MIN as f64, i16::MAX as f64)? as i16)
+        }
+        DataType::Int32 => {
+            fill_primitive::<Int32Type>(a, int(i32::MIN as f64, i32::MAX as f64)? as i32)
+        }
+        DataType::Int64 => {
+            fill_primitive::<Int64Type>(a, int(i64::MIN as f64, i64::MAX as f64)? as i64)
+        }
         DataType::UInt8 => fill_primitive::<UInt8Type>(a, int(0.0, u8::MAX as f64)? as u8),
         DataType::UInt16 => fill_primitive::<UInt16Type>(a, int(0.0, u16::MAX as f64)? as u16),
         DataType::UInt32 => fill_primitive::<UInt32Type>(a, int(0.0, u32::MAX as f64)? as u32),
@@ -275,7 +331,9 @@ impl FittedTransform for Impute {
     fn fit_partial(params: &Params, batch: &RecordBatch) -> Result<Vec<Partial>> {
         check_params(params)?;
         if params.strategy == Strategy::Constant {
-            return Err(Error::InvalidParams("strategy `constant` needs no fit; run it directly".into()));
+            return Err(Error::InvalidParams(
+                "strategy `constant` needs no fit; run it directly".into(),
+            ));
         }
         params
             .columns
@@ -297,7 +355,9 @@ impl FittedTransform for Impute {
 
     fn merge(_: &Params, a: Vec<Partial>, b: Vec<Partial>) -> Result<Vec<Partial>> {
         if a.len() != b.len() {
-            return Err(Error::InvalidState("partial states of different column counts".into()));
+            return Err(Error::InvalidState(
+                "partial states of different column counts".into(),
+            ));
         }
         Ok(a.into_iter()
             .zip(b)
@@ -314,20 +374,36 @@ impl FittedTransform for Impute {
     }
 
     fn finish(params: &Params, partial: Vec<Partial>) -> Result<Vec<Fill>> {
-        params.columns.iter().zip(partial).map(|(c, p)| fill_of(params.strategy, c, p)).collect()
+        params
+            .columns
+            .iter()
+            .zip(partial)
+            .map(|(c, p)| fill_of(params.strategy, c, p))
+            .collect()
     }
 
     fn new(params: Params, state: Option<Vec<Fill>>) -> Result<Self> {
         check_params(&params)?;
-        let mut imp = Impute { params, fills: Vec::new() };
+        let mut imp = Impute {
+            params,
+            fills: Vec::new(),
+        };
         imp.fills = match (imp.params.strategy, state) {
             (Strategy::Constant, _) => {
-                let f = imp.constant_fill().ok_or_else(|| Error::InvalidParams("bad fill_value".into()))?;
+                let f = imp
+                    .constant_fill()
+                    .ok_or_else(|| Error::InvalidParams("bad fill_value".into()))?;
                 vec![f; imp.params.columns.len()]
             }
-            (_, None) => return Err(Error::InvalidState("this strategy needs a fitted state".into())),
+            (_, None) => {
+                return Err(Error::InvalidState(
+                    "this strategy needs a fitted state".into(),
+                ))
+            }
             (_, Some(s)) if s.len() != imp.params.columns.len() => {
-                return Err(Error::InvalidState("state and parameters list different columns".into()))
+                return Err(Error::InvalidState(
+                    "state and parameters list different columns".into(),
+                ))
             }
             (_, Some(s)) => s,
         };
@@ -352,9 +428,13 @@ impl FittedTransform for Impute {
             let out: ArrayRef = match (fill, &t) {
                 (Fill::Text(s), _) => {
                     let a = col.as_string::<i32>();
-                    Arc::new(StringArray::from_iter_values(a.iter().map(|o| o.unwrap_or(s))))
+                    Arc::new(StringArray::from_iter_values(
+                        a.iter().map(|o| o.unwrap_or(s)),
+                    ))
                 }
-                (Fill::Number(v), DataType::Float64) => fill_number(c, &columns::numeric_as_f64(&batch, c)?, *v)?,
+                (Fill::Number(v), DataType::Float64) => {
+                    fill_number(c, &columns::numeric_as_f64(&batch, c)?, *v)?
+                }
                 (Fill::Number(v), _) => fill_number(c, col.as_ref(), *v)?,
             };
             batch = columns::splice(&batch, c, vec![(Field::new(c, t, false), out)], false)?;
@@ -376,18 +456,37 @@ mod tests {
     }
 
     fn out_f64(b: &RecordBatch, c: &str) -> Vec<f64> {
-        b.column_by_name(c).unwrap().as_primitive::<Float64Type>().values().to_vec()
+        b.column_by_name(c)
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .values()
+            .to_vec()
     }
 
     #[test]
     fn strategies_match_simple_imputer() {
         // SimpleImputer(strategy=s).fit_transform([[1],[nan],[2],[2],[10],[nan]]) gives
         // mean 3.75, median 2.0, most_frequent 2.0 in the missing rows (scikit-learn 1.x).
-        let x = f64s(vec![Some(1.0), None, Some(2.0), Some(2.0), Some(10.0), Some(f64::NAN)]);
+        let x = f64s(vec![
+            Some(1.0),
+            None,
+            Some(2.0),
+            Some(2.0),
+            Some(10.0),
+            Some(f64::NAN),
+        ]);
         let b = testing::batch(vec![("x", x)]);
         for (strategy, want) in [("mean", 3.75), ("median", 2.0), ("most_frequent", 2.0)] {
-            let out = testing::fit_apply::<Impute>(&format!(r#"{{"columns":["x"],"strategy":"{strategy}"}}"#), &[b.clone()]).unwrap();
-            assert_eq!(out_f64(&out[0], "x"), [1.0, want, 2.0, 2.0, 10.0, want], "{strategy}");
+            let out = testing::fit_apply::<Impute>(
+                &format!(r#"{{"columns":["x"],"strategy":"{strategy}"}}"#),
+                std::slice::from_ref(&b),
+            )
+            .unwrap();
+            assert_eq!(
+                out_f64(&out[0], "x"),
+                [1.0, want, 2.0, 2.0, 10.0, want],
+                "{strategy}"
+            );
         }
     }
 
@@ -395,38 +494,82 @@ mod tests {
     fn even_count_median_averages_the_middle_and_merges_across_batches() {
         // numpy.median([4, 1, 3, 2, 8, 7]) == 3.5
         let a = testing::batch(vec![("x", f64s(vec![Some(4.0), Some(1.0), None]))]);
-        let b = testing::batch(vec![("x", f64s(vec![Some(3.0), Some(2.0), Some(8.0), Some(7.0)]))]);
-        let state: Vec<Fill> = serde_json::from_slice(&testing::fit::<Impute>(r#"{"columns":["x"],"strategy":"median"}"#, &[a, b]).unwrap()).unwrap();
+        let b = testing::batch(vec![(
+            "x",
+            f64s(vec![Some(3.0), Some(2.0), Some(8.0), Some(7.0)]),
+        )]);
+        let state: Vec<Fill> = serde_json::from_slice(
+            &testing::fit::<Impute>(r#"{"columns":["x"],"strategy":"median"}"#, &[a, b]).unwrap(),
+        )
+        .unwrap();
         assert_eq!(state, [Fill::Number(3.5)]);
     }
 
     #[test]
     fn most_frequent_strings_ties_go_to_the_smallest() {
-        let s = Arc::new(StringArray::from(vec![Some("b"), Some("a"), None, Some("b"), Some("a")])) as ArrayRef;
+        let s = Arc::new(StringArray::from(vec![
+            Some("b"),
+            Some("a"),
+            None,
+            Some("b"),
+            Some("a"),
+        ])) as ArrayRef;
         let b = testing::batch(vec![("s", s)]);
-        let out = testing::fit_apply::<Impute>(r#"{"columns":["s"],"strategy":"most_frequent"}"#, &[b]).unwrap();
-        let got: Vec<&str> = out[0].column(0).as_string::<i32>().iter().map(|o| o.unwrap()).collect();
+        let out =
+            testing::fit_apply::<Impute>(r#"{"columns":["s"],"strategy":"most_frequent"}"#, &[b])
+                .unwrap();
+        let got: Vec<&str> = out[0]
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .map(|o| o.unwrap())
+            .collect();
         assert_eq!(got, ["b", "a", "a", "b", "a"]);
     }
 
     #[test]
     fn constant_keeps_the_type_and_needs_no_fit() {
-        let b = testing::batch(vec![("n", Arc::new(Int64Array::from(vec![Some(5), None])) as ArrayRef)]);
-        let out = testing::apply::<Impute>(r#"{"columns":["n"],"strategy":"constant","fill_value":-1}"#, None, &b).unwrap();
-        assert_eq!(out.column(0).as_primitive::<Int64Type>().values().to_vec(), [5, -1]);
+        let b = testing::batch(vec![(
+            "n",
+            Arc::new(Int64Array::from(vec![Some(5), None])) as ArrayRef,
+        )]);
+        let out = testing::apply::<Impute>(
+            r#"{"columns":["n"],"strategy":"constant","fill_value":-1}"#,
+            None,
+            &b,
+        )
+        .unwrap();
+        assert_eq!(
+            out.column(0).as_primitive::<Int64Type>().values().to_vec(),
+            [5, -1]
+        );
         assert_eq!(out.schema().field(0).data_type(), &DataType::Int64);
-        let e = testing::apply::<Impute>(r#"{"columns":["n"],"strategy":"constant","fill_value":0.5}"#, None, &b).unwrap_err();
+        let e = testing::apply::<Impute>(
+            r#"{"columns":["n"],"strategy":"constant","fill_value":0.5}"#,
+            None,
+            &b,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::InvalidParams(_)), "{e}");
-        let e = testing::apply::<Impute>(r#"{"columns":["n"],"strategy":"constant"}"#, None, &b).unwrap_err();
+        let e = testing::apply::<Impute>(r#"{"columns":["n"],"strategy":"constant"}"#, None, &b)
+            .unwrap_err();
         assert!(e.to_string().contains("fill_value"), "{e}");
     }
 
     #[test]
     fn all_null_columns_and_wrong_types_are_errors_naming_the_column() {
-        let b = testing::batch(vec![("x", f64s(vec![None, None])), ("s", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef)]);
-        let e = testing::fit::<Impute>(r#"{"columns":["x"],"strategy":"mean"}"#, &[b.clone()]).unwrap_err();
+        let b = testing::batch(vec![
+            ("x", f64s(vec![None, None])),
+            ("s", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+        ]);
+        let e = testing::fit::<Impute>(
+            r#"{"columns":["x"],"strategy":"mean"}"#,
+            std::slice::from_ref(&b),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("'x'"), "{e}");
-        let e = testing::fit::<Impute>(r#"{"columns":["s"],"strategy":"median"}"#, &[b]).unwrap_err();
+        let e =
+            testing::fit::<Impute>(r#"{"columns":["s"],"strategy":"median"}"#, &[b]).unwrap_err();
         assert!(e.to_string().contains("'s'"), "{e}");
     }
 }

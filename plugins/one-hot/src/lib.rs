@@ -57,7 +57,9 @@ pub struct OneHot {
 
 fn check_params(p: &Params) -> Result<()> {
     if p.columns.is_empty() {
-        return Err(Error::InvalidParams("`columns` lists no column to encode".into()));
+        return Err(Error::InvalidParams(
+            "`columns` lists no column to encode".into(),
+        ));
     }
     Ok(())
 }
@@ -83,18 +85,29 @@ impl FittedTransform for OneHot {
         params
             .columns
             .iter()
-            .map(|c| Ok(columns::utf8(batch, c)?.iter().flatten().map(str::to_owned).collect()))
+            .map(|c| {
+                Ok(columns::utf8(batch, c)?
+                    .iter()
+                    .flatten()
+                    .map(str::to_owned)
+                    .collect())
+            })
             .collect()
     }
 
     fn merge(_: &Params, a: Self::Partial, b: Self::Partial) -> Result<Self::Partial> {
         if a.len() != b.len() {
-            return Err(Error::InvalidState("partial states of different column counts".into()));
+            return Err(Error::InvalidState(
+                "partial states of different column counts".into(),
+            ));
         }
-        Ok(a.into_iter().zip(b).map(|(mut x, y)| {
-            x.extend(y);
-            x
-        }).collect())
+        Ok(a.into_iter()
+            .zip(b)
+            .map(|(mut x, y)| {
+                x.extend(y);
+                x
+            })
+            .collect())
     }
 
     fn finish(params: &Params, partial: Self::Partial) -> Result<Self::State> {
@@ -104,7 +117,10 @@ impl FittedTransform for OneHot {
             .zip(partial)
             .map(|(c, set)| {
                 if set.is_empty() {
-                    return Err(Error::column(c, "no non-null values to learn categories from"));
+                    return Err(Error::column(
+                        c,
+                        "no non-null values to learn categories from",
+                    ));
                 }
                 Ok(Vocabulary {
                     column: c.clone(),
@@ -116,9 +132,16 @@ impl FittedTransform for OneHot {
 
     fn new(params: Params, state: Option<Self::State>) -> Result<Self> {
         check_params(&params)?;
-        let vocab = state.ok_or_else(|| Error::InvalidState("one-hot needs a fitted state".into()))?;
+        let vocab =
+            state.ok_or_else(|| Error::InvalidState("one-hot needs a fitted state".into()))?;
         let fitted: Vec<&str> = vocab.iter().map(|v| v.column.as_str()).collect();
-        if fitted != params.columns.iter().map(String::as_str).collect::<Vec<_>>() {
+        if fitted
+            != params
+                .columns
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        {
             return Err(Error::InvalidState(format!(
                 "state was fitted on columns {fitted:?} but the parameters list {:?}",
                 params.columns
@@ -143,7 +166,12 @@ impl FittedTransform for OneHot {
         let mut batch = batch.clone();
         for v in &self.vocab {
             let strings = columns::utf8(&batch, &v.column)?;
-            let index: BTreeMap<&str, usize> = v.categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+            let index: BTreeMap<&str, usize> = v
+                .categories
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i))
+                .collect();
             let n = strings.len();
             let mut outs: Vec<Vec<f64>> = vec![vec![0.0; n]; v.categories.len()];
             for (row, s) in strings.iter().enumerate() {
@@ -191,18 +219,41 @@ mod tests {
     }
 
     fn col(b: &RecordBatch, name: &str) -> Vec<f64> {
-        b.column_by_name(name).unwrap().as_any().downcast_ref::<Float64Array>().unwrap().values().to_vec()
+        b.column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
     }
 
     #[test]
     fn encodes_sorted_categories_in_place() {
         // sklearn OneHotEncoder().fit([["b"],["a"],["c"],["a"]]).get_feature_names_out(["x"])
         // -> ['x_a', 'x_b', 'x_c']
-        let train = testing::batch(vec![("k", Arc::new(kiln_sdk::arrow_array::Int32Array::from(vec![1, 2, 3, 4])) as ArrayRef), ("x", strs(vec![Some("b"), Some("a"), Some("c"), Some("a")]))]);
+        let train = testing::batch(vec![
+            (
+                "k",
+                Arc::new(kiln_sdk::arrow_array::Int32Array::from(vec![1, 2, 3, 4])) as ArrayRef,
+            ),
+            ("x", strs(vec![Some("b"), Some("a"), Some("c"), Some("a")])),
+        ]);
         let state = testing::fit::<OneHot>(r#"{"columns":["x"]}"#, &[train]).unwrap();
-        let live = testing::batch(vec![("k", Arc::new(kiln_sdk::arrow_array::Int32Array::from(vec![1, 2, 3])) as ArrayRef), ("x", strs(vec![Some("c"), None, Some("zzz")]))]);
+        let live = testing::batch(vec![
+            (
+                "k",
+                Arc::new(kiln_sdk::arrow_array::Int32Array::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+            ("x", strs(vec![Some("c"), None, Some("zzz")])),
+        ]);
         let out = testing::apply::<OneHot>(r#"{"columns":["x"]}"#, Some(&state), &live).unwrap();
-        let names: Vec<_> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<_> = out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["k", "x_a", "x_b", "x_c"]);
         assert_eq!(col(&out, "x_a"), [0.0, 0.0, 0.0]);
         assert_eq!(col(&out, "x_b"), [0.0, 0.0, 0.0]);
@@ -214,24 +265,47 @@ mod tests {
         let train = testing::batch(vec![("x", strs(vec![Some("a")]))]);
         let state = testing::fit::<OneHot>(r#"{"columns":["x"]}"#, &[train]).unwrap();
         let live = testing::batch(vec![("x", strs(vec![Some("a"), Some("b")]))]);
-        let e = testing::apply::<OneHot>(r#"{"columns":["x"],"handle_unknown":"error"}"#, Some(&state), &live).unwrap_err();
-        assert_eq!(e, Error::value("x", 1, "unknown category 'b' (not seen at fit time); refit, or use handle_unknown=ignore"));
+        let e = testing::apply::<OneHot>(
+            r#"{"columns":["x"],"handle_unknown":"error"}"#,
+            Some(&state),
+            &live,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            Error::value(
+                "x",
+                1,
+                "unknown category 'b' (not seen at fit time); refit, or use handle_unknown=ignore"
+            )
+        );
     }
 
     #[test]
     fn batches_merge_into_one_vocabulary() {
         let a = testing::batch(vec![("x", strs(vec![Some("z"), Some("m")]))]);
         let b = testing::batch(vec![("x", strs(vec![Some("a"), None, Some("m")]))]);
-        let state: Vec<Vocabulary> = serde_json::from_slice(&testing::fit::<OneHot>(r#"{"columns":["x"]}"#, &[a, b]).unwrap()).unwrap();
+        let state: Vec<Vocabulary> = serde_json::from_slice(
+            &testing::fit::<OneHot>(r#"{"columns":["x"]}"#, &[a, b]).unwrap(),
+        )
+        .unwrap();
         assert_eq!(state[0].categories, ["a", "m", "z"]);
     }
 
     #[test]
     fn wrong_type_and_bad_params_are_reported() {
-        let b = testing::batch(vec![("n", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef)]);
-        let e = testing::fit::<OneHot>(r#"{"columns":["n"]}"#, &[b.clone()]).unwrap_err();
-        assert!(e.to_string().contains("'n'") && e.to_string().contains("Utf8"), "{e}");
-        let e = testing::fit::<OneHot>(r#"{"columns":["n"],"handle_unknown":"explode"}"#, &[b]).unwrap_err();
+        let b = testing::batch(vec![(
+            "n",
+            Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+        )]);
+        let e =
+            testing::fit::<OneHot>(r#"{"columns":["n"]}"#, std::slice::from_ref(&b)).unwrap_err();
+        assert!(
+            e.to_string().contains("'n'") && e.to_string().contains("Utf8"),
+            "{e}"
+        );
+        let e = testing::fit::<OneHot>(r#"{"columns":["n"],"handle_unknown":"explode"}"#, &[b])
+            .unwrap_err();
         assert!(matches!(e, Error::InvalidParams(_)), "{e}");
     }
 }

@@ -106,7 +106,9 @@ impl StandardScaler {
 
 fn check_params(p: &Params) -> Result<()> {
     if p.columns.is_empty() {
-        return Err(Error::InvalidParams("`columns` lists no column to scale".into()));
+        return Err(Error::InvalidParams(
+            "`columns` lists no column to scale".into(),
+        ));
     }
     Ok(())
 }
@@ -138,9 +140,14 @@ impl FittedTransform for StandardScaler {
 
     fn merge(_params: &Params, a: Vec<Moments>, b: Vec<Moments>) -> Result<Vec<Moments>> {
         if a.len() != b.len() {
-            return Err(Error::InvalidState("partial states of different column counts".into()));
+            return Err(Error::InvalidState(
+                "partial states of different column counts".into(),
+            ));
         }
-        Ok(a.into_iter().zip(b).map(|(x, y)| Moments::merge(x, y)).collect())
+        Ok(a.into_iter()
+            .zip(b)
+            .map(|(x, y)| Moments::merge(x, y))
+            .collect())
     }
 
     fn finish(params: &Params, partial: Vec<Moments>) -> Result<Vec<ColumnStats>> {
@@ -150,13 +157,20 @@ impl FittedTransform for StandardScaler {
             .zip(partial)
             .map(|(c, m)| {
                 if m.count == 0 {
-                    return Err(Error::column(c, "no non-null values to fit on; impute the column first or drop it"));
+                    return Err(Error::column(
+                        c,
+                        "no non-null values to fit on; impute the column first or drop it",
+                    ));
                 }
                 let std = (m.m2 / m.count as f64).sqrt();
                 Ok(ColumnStats {
                     column: c.clone(),
                     mean: if params.with_mean { m.mean } else { 0.0 },
-                    scale: if !params.with_std || std == 0.0 { 1.0 } else { std },
+                    scale: if !params.with_std || std == 0.0 {
+                        1.0
+                    } else {
+                        std
+                    },
                 })
             })
             .collect()
@@ -164,9 +178,16 @@ impl FittedTransform for StandardScaler {
 
     fn new(params: Params, state: Option<Vec<ColumnStats>>) -> Result<Self> {
         check_params(&params)?;
-        let stats = state.ok_or_else(|| Error::InvalidState("standard-scaler needs a fitted state".into()))?;
+        let stats = state
+            .ok_or_else(|| Error::InvalidState("standard-scaler needs a fitted state".into()))?;
         let fitted: Vec<&str> = stats.iter().map(|s| s.column.as_str()).collect();
-        if fitted != params.columns.iter().map(String::as_str).collect::<Vec<_>>() {
+        if fitted
+            != params
+                .columns
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        {
             return Err(Error::InvalidState(format!(
                 "state was fitted on columns {fitted:?} but the parameters list {:?}",
                 params.columns
@@ -180,7 +201,11 @@ impl FittedTransform for StandardScaler {
         for c in &self.params.columns {
             let f = columns::field(&schema, c)?;
             if !columns::is_numeric(f.data_type()) {
-                return Err(columns::wrong_type(c, "a numeric type (integer or float)", f.data_type()));
+                return Err(columns::wrong_type(
+                    c,
+                    "a numeric type (integer or float)",
+                    f.data_type(),
+                ));
             }
             let out = Field::new(self.out_name(c), DataType::Float64, f.is_nullable());
             schema = columns::splice_schema(&schema, c, vec![out], self.params.suffix.is_some())?;
@@ -194,9 +219,15 @@ impl FittedTransform for StandardScaler {
             let x = columns::numeric_as_f64(&batch, &s.column)?;
             let (mean, scale) = (s.mean, s.scale);
             let y: Float64Array = x.unary(|v| (v - mean) / scale);
-            let nullable = columns::field(batch.schema_ref(), &s.column)?.is_nullable() || y.null_count() > 0;
+            let nullable =
+                columns::field(batch.schema_ref(), &s.column)?.is_nullable() || y.null_count() > 0;
             let field = Field::new(self.out_name(&s.column), DataType::Float64, nullable);
-            batch = columns::splice(&batch, &s.column, vec![(field, Arc::new(y) as ArrayRef)], self.params.suffix.is_some())?;
+            batch = columns::splice(
+                &batch,
+                &s.column,
+                vec![(field, Arc::new(y) as ArrayRef)],
+                self.params.suffix.is_some(),
+            )?;
         }
         Ok(batch)
     }
@@ -217,9 +248,16 @@ mod tests {
     #[test]
     fn scales_by_population_std_ignoring_nulls() {
         // [1, 2, 3, 4]: mean 2.5, population variance 1.25 (computed by hand).
-        let b = testing::batch(vec![("x", f64s(vec![Some(1.0), Some(2.0), None, Some(3.0), Some(4.0)]))]);
+        let b = testing::batch(vec![(
+            "x",
+            f64s(vec![Some(1.0), Some(2.0), None, Some(3.0), Some(4.0)]),
+        )]);
         let out = testing::fit_apply::<StandardScaler>(r#"{"columns":["x"]}"#, &[b]).unwrap();
-        let y = out[0].column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        let y = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         let s = 1.25f64.sqrt();
         assert_eq!(y.value(0), (1.0 - 2.5) / s);
         assert_eq!(y.value(4), (4.0 - 2.5) / s);
@@ -228,22 +266,43 @@ mod tests {
 
     #[test]
     fn zero_variance_scales_by_one_and_ints_become_float() {
-        let b = testing::batch(vec![("n", Arc::new(Int32Array::from(vec![7, 7, 7])) as ArrayRef)]);
+        let b = testing::batch(vec![(
+            "n",
+            Arc::new(Int32Array::from(vec![7, 7, 7])) as ArrayRef,
+        )]);
         let out = testing::fit_apply::<StandardScaler>(r#"{"columns":["n"]}"#, &[b]).unwrap();
-        let y = out[0].column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        let y = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         assert_eq!(y.values().to_vec(), vec![0.0, 0.0, 0.0]);
     }
 
     #[test]
     fn fitting_in_batches_matches_one_batch() {
-        let values: Vec<Option<f64>> = (0..100).map(|i| if i % 9 == 0 { None } else { Some((i * i) as f64 / 7.0) }).collect();
+        let values: Vec<Option<f64>> = (0..100)
+            .map(|i| {
+                if i % 9 == 0 {
+                    None
+                } else {
+                    Some((i * i) as f64 / 7.0)
+                }
+            })
+            .collect();
         let whole = testing::batch(vec![("x", f64s(values.clone()))]);
         let parts: Vec<RecordBatch> = [0..13, 13..50, 50..51, 51..100]
             .into_iter()
             .map(|r| testing::batch(vec![("x", f64s(values[r].to_vec()))]))
             .collect();
-        let one: Vec<ColumnStats> = serde_json::from_slice(&testing::fit::<StandardScaler>(r#"{"columns":["x"]}"#, &[whole]).unwrap()).unwrap();
-        let many: Vec<ColumnStats> = serde_json::from_slice(&testing::fit::<StandardScaler>(r#"{"columns":["x"]}"#, &parts).unwrap()).unwrap();
+        let one: Vec<ColumnStats> = serde_json::from_slice(
+            &testing::fit::<StandardScaler>(r#"{"columns":["x"]}"#, &[whole]).unwrap(),
+        )
+        .unwrap();
+        let many: Vec<ColumnStats> = serde_json::from_slice(
+            &testing::fit::<StandardScaler>(r#"{"columns":["x"]}"#, &parts).unwrap(),
+        )
+        .unwrap();
         assert!((one[0].mean - many[0].mean).abs() < 1e-12);
         assert!((one[0].scale - many[0].scale).abs() < 1e-12);
         // Reference: two-pass formula over the present values.
@@ -258,10 +317,22 @@ mod tests {
         // sklearn.preprocessing.StandardScaler().fit_transform([[10.], [20.], [30.], [55.]]).ravel()
         // -> [-1.1211526391279036, -0.523204564926355, 0.07474350927519358, 1.5696136947790653]
         // (scikit-learn 1.x, run when this test was written)
-        let b = testing::batch(vec![("x", f64s(vec![Some(10.0), Some(20.0), Some(30.0), Some(55.0)]))]);
+        let b = testing::batch(vec![(
+            "x",
+            f64s(vec![Some(10.0), Some(20.0), Some(30.0), Some(55.0)]),
+        )]);
         let out = testing::fit_apply::<StandardScaler>(r#"{"columns":["x"]}"#, &[b]).unwrap();
-        let y = out[0].column(0).as_any().downcast_ref::<Float64Array>().unwrap();
-        let want = [-1.121_152_639_127_903_6, -0.523_204_564_926_355, 0.074_743_509_275_193_58, 1.569_613_694_779_065_3];
+        let y = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let want = [
+            -1.121_152_639_127_903_6,
+            -0.523_204_564_926_355,
+            0.074_743_509_275_193_58,
+            1.569_613_694_779_065_3,
+        ];
         for (g, w) in y.values().iter().zip(want) {
             assert!((g - w).abs() < 1e-12, "{g} vs {w}");
         }
@@ -269,10 +340,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_column() {
-        let b = testing::batch(vec![("s", Arc::new(kiln_sdk::arrow_array::StringArray::from(vec!["a"])) as ArrayRef)]);
-        let e = testing::fit::<StandardScaler>(r#"{"columns":["s"]}"#, &[b.clone()]).unwrap_err();
+        let b = testing::batch(vec![(
+            "s",
+            Arc::new(kiln_sdk::arrow_array::StringArray::from(vec!["a"])) as ArrayRef,
+        )]);
+        let e = testing::fit::<StandardScaler>(r#"{"columns":["s"]}"#, std::slice::from_ref(&b))
+            .unwrap_err();
         assert!(e.to_string().contains("'s'"), "{e}");
-        let e = testing::fit::<StandardScaler>(r#"{"columns":["nope"]}"#, &[b.clone()]).unwrap_err();
+        let e = testing::fit::<StandardScaler>(r#"{"columns":["nope"]}"#, std::slice::from_ref(&b))
+            .unwrap_err();
         assert!(e.to_string().contains("'nope'"), "{e}");
         let e = testing::fit::<StandardScaler>(r#"{"columns":["s"],"bogus":1}"#, &[b]).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");

@@ -13,11 +13,19 @@ mod imp {
     pub struct Lie(String);
 
     fn utf8_field(name: &str) -> w::Field {
-        w::Field { name: name.into(), data_type: w::DataType::Utf8, nullable: true, metadata: vec![] }
+        w::Field {
+            name: name.into(),
+            data_type: w::DataType::Utf8,
+            nullable: true,
+            metadata: vec![],
+        }
     }
 
     fn schema() -> w::Schema {
-        w::Schema { fields: vec![utf8_field("s")], metadata: vec![] }
+        w::Schema {
+            fields: vec![utf8_field("s")],
+            metadata: vec![],
+        }
     }
 
     /// Two rows, "ab" and "c", as offsets [0,2,3] and values "abc".
@@ -27,7 +35,10 @@ mod imp {
             offset: 0,
             null_count: 0,
             validity: None,
-            buffers: vec![[0i32, 2, 3].iter().flat_map(|o| o.to_le_bytes()).collect(), b"abc".to_vec()],
+            buffers: vec![
+                [0i32, 2, 3].iter().flat_map(|o| o.to_le_bytes()).collect(),
+                b"abc".to_vec(),
+            ],
         }
     }
 
@@ -73,8 +84,12 @@ mod imp {
             match mode.as_str() {
                 "honest" => {}
                 "wrong_length" => a.length = 5,
-                "offsets_past_end" => a.buffers[0] = [0i32, 2, 9].iter().flat_map(|o| o.to_le_bytes()).collect(),
-                "decreasing_offsets" => a.buffers[0] = [0i32, 2, 1].iter().flat_map(|o| o.to_le_bytes()).collect(),
+                "offsets_past_end" => {
+                    a.buffers[0] = [0i32, 2, 9].iter().flat_map(|o| o.to_le_bytes()).collect()
+                }
+                "decreasing_offsets" => {
+                    a.buffers[0] = [0i32, 2, 1].iter().flat_map(|o| o.to_le_bytes()).collect()
+                }
                 "invalid_utf8" => a.buffers[1] = vec![b'a', 0xff, 0xfe],
                 "short_validity" => {
                     a.length = 20;
@@ -94,12 +109,19 @@ mod imp {
                     let n = 100_000u32;
                     a.length = n as u64;
                     num_rows = n as u64;
-                    a.buffers = vec![(0..=n).flat_map(|o| o.to_le_bytes()).collect(), vec![b'x'; n as usize]];
+                    a.buffers = vec![
+                        (0..=n).flat_map(|o| o.to_le_bytes()).collect(),
+                        vec![b'x'; n as usize],
+                    ];
                 }
                 other => return Err(w::Error::InvalidParams(format!("unknown mode {other}"))),
             }
             arrays.insert(0, a);
-            Ok(w::Batch { schema: s, num_rows, arrays })
+            Ok(w::Batch {
+                schema: s,
+                num_rows,
+                arrays,
+            })
         }
     }
 
