@@ -166,6 +166,27 @@ fn all_types(n: usize, seed: u64) -> RecordBatch {
         })
         .collect();
     let large_utf8 = Arc::new(LargeStringArray::from(strings.clone())) as ArrayRef;
+    let large_binary = Arc::new(LargeBinaryArray::from_iter(
+        strings.iter().map(|s| s.as_ref().map(|s| s.as_bytes())),
+    )) as ArrayRef;
+    let date64: Vec<Option<i64>> = dates
+        .iter()
+        .map(|d| d.map(|d| d as i64 * 86_400_000))
+        .collect();
+    let large_list = {
+        let mut b = LargeListBuilder::new(StringBuilder::new());
+        for _ in 0..n {
+            if g.null() {
+                b.append(false);
+                continue;
+            }
+            for _ in 0..(g.next() % 3) {
+                b.values().append_value("v")
+            }
+            b.append(true);
+        }
+        Arc::new(b.finish()) as ArrayRef
+    };
     let binary = Arc::new(BinaryArray::from_iter(
         strings.iter().map(|s| s.as_ref().map(|s| s.as_bytes())),
     )) as ArrayRef;
@@ -199,6 +220,12 @@ fn all_types(n: usize, seed: u64) -> RecordBatch {
             "date32".into(),
             Arc::new(Date32Array::from(dates)) as ArrayRef,
         ),
+        (
+            "date64".into(),
+            Arc::new(Date64Array::from(date64)) as ArrayRef,
+        ),
+        ("large_binary".into(), large_binary),
+        ("large_list".into(), large_list),
         (
             "decimal".into(),
             Arc::new(

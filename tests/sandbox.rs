@@ -131,3 +131,62 @@ fn files_env_clock_random_and_sockets_are_out_of_reach() {
     let again = snoop_report(&Engine::new().unwrap());
     assert_eq!(report, again);
 }
+
+#[test]
+fn deep_recursion_is_a_stack_overflow_trap() {
+    let p = load("deep");
+    let err = p
+        .transformer(&Params::empty(), None)
+        .unwrap()
+        .apply(&small_batch())
+        .unwrap_err();
+    match &err {
+        Error::Trap { message, .. } => {
+            assert!(message.contains("call stack exhausted"), "{message}")
+        }
+        other => panic!("expected a stack-overflow trap, got {other}"),
+    }
+    good_plugin_still_works(engine());
+    let e = kiln_err(&[
+        "run",
+        s(&plugin_path("deep")),
+        "--input",
+        s(&customers_csv()),
+        "--output",
+        "/tmp/never.parquet",
+    ]);
+    assert!(e.contains("call stack exhausted"), "{e}");
+    let e = kiln_err(&[
+        "run",
+        s(&plugin_path("panicky")),
+        "--input",
+        s(&customers_csv()),
+        "--output",
+        "/tmp/never.parquet",
+    ]);
+    assert!(e.contains("kiln test panic: boom"), "{e}");
+}
+
+#[test]
+fn hidden_state_cannot_make_output_depend_on_call_history() {
+    let p = load("counter");
+    let mut t = p.transformer(&Params::empty(), None).unwrap();
+    for _ in 0..5 {
+        let out = t.apply(&small_batch()).unwrap();
+        let calls = out.column(0).as_primitive::<arrow::datatypes::UInt64Type>();
+        assert_eq!(calls.value(0), 1, "every call starts from a fresh instance");
+    }
+}
+
+#[test]
+fn a_plugin_built_for_another_contract_major_version_is_refused_at_load() {
+    let err = engine().load(&plugin_path("future")).unwrap_err();
+    assert!(matches!(err, Error::Load { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("kiln:transform/transform@1.0.0") && msg.contains("0.1.0"),
+        "{msg}"
+    );
+    let e = kiln_err(&["inspect", s(&plugin_path("future"))]);
+    assert!(e.contains("@1.0.0"), "{e}");
+}

@@ -62,7 +62,7 @@ pub fn kiln_err(args: &[&str]) -> String {
     );
     let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
     assert!(
-        !stderr.contains("panicked"),
+        !stderr.contains("thread 'main' panicked"),
         "a panic reached the user: {stderr}"
     );
     stderr

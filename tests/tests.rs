@@ -6,6 +6,7 @@ mod support;
 
 mod boundary;
 mod cli;
+mod engine;
 mod large;
 mod plugins;
 mod roundtrip;

@@ -16,6 +16,9 @@ use crate::plugin::Plugin;
 use crate::sandbox::HostState;
 use crate::{Error, Result};
 
+/// Plugin instances that may be alive at once across all threads.
+const MAX_CONCURRENT_INSTANCES: u32 = 128;
+
 /// How often the deadline clock ticks; deadlines are rounded up to it.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -133,6 +136,16 @@ impl Engine {
             // Limits: epoch-based deadlines; a bounded stack.
             .epoch_interruption(true)
             .max_wasm_stack(1 << 20);
+        // Every call runs in a fresh instance (so no output can depend on
+        // call history); the pooling allocator with copy-on-write memory
+        // images makes that cheap.
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
+            .total_core_instances(MAX_CONCURRENT_INSTANCES * 8)
+            .total_memories(MAX_CONCURRENT_INSTANCES * 2)
+            .total_tables(MAX_CONCURRENT_INSTANCES * 8)
+            .max_memory_size(config.memory_limit.max(1 << 16));
+        wc.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let wasmtime = wasmtime::Engine::new(&wc)
             .map_err(|e| Error::Internal(format!("wasmtime configuration rejected: {e}")))?;
         let mut linker = Linker::new(&wasmtime);

@@ -33,6 +33,8 @@
 //! # let _ = scaled; Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod bindings;
 mod engine;
 mod error;

@@ -1,8 +1,10 @@
 //! A loaded plugin, its fitter and its configured transformer.
 //!
-//! A [`Plugin`] is compiled once and cheap to clone. Fitting and applying
-//! each run in their own store and instance (a *session*); an instance that
-//! traps is discarded and never used again.
+//! A [`Plugin`] is compiled once and cheap to clone. Every call into the
+//! plugin (each fit step, each `apply`) runs in a fresh store and instance
+//! (a *session*) from the pooling allocator, so no output can depend on what
+//! earlier calls left in the plugin's memory, and an instance that trapped is
+//! never used again.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -286,7 +288,6 @@ impl Plugin {
     pub fn fitter(&self, params: &Params) -> Result<Fitter> {
         Ok(Fitter {
             plugin: self.clone(),
-            session: self.session()?,
             params: params.clone(),
             merged: None,
             wire_schema: None,
@@ -300,12 +301,13 @@ impl Plugin {
     /// [`Error::InvalidParams`] / [`Error::InvalidState`] if the plugin
     /// rejects them; trap and limit errors.
     pub fn transformer(&self, params: &Params, state: Option<&State>) -> Result<Transformer> {
-        let session = self.configure(params, state)?;
+        // Configure once now so bad parameters or state fail here, not at
+        // the first batch.
+        self.configure(params, state)?;
         Ok(Transformer {
             plugin: self.clone(),
             params: params.clone(),
             state: state.cloned(),
-            session: Some(session),
             schemas: None,
         })
     }
@@ -380,9 +382,16 @@ fn classify_with(
             limit: store.data().deadline,
         };
     }
+    tracing::debug!(target: "kiln::plugin", plugin = %plugin, "trap: {e:?}");
+    // The trap itself ("wasm trap: call stack exhausted"); the wasm
+    // backtrace goes to the debug log, not into the message.
+    let message = match e.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => e.to_string(),
+    };
     Error::Trap {
         plugin: plugin.clone(),
-        message: format!("{e:#}"),
+        message,
         stderr,
     }
 }
@@ -424,7 +433,6 @@ fn input_wire_schema(plugin: &PluginRef, schema: &Schema) -> Result<w::Schema> {
 /// goes (memory stays bounded by one partial state), then finished.
 pub struct Fitter {
     plugin: Plugin,
-    session: Session,
     params: Params,
     merged: Option<Vec<u8>>,
     wire_schema: Option<(SchemaRef, w::Schema)>,
@@ -450,7 +458,7 @@ impl Fitter {
         let prepared = Prepared::new(batch, &wire_schema);
         let idx = self.plugin.inner.fit_partial;
         let params = self.params.as_str().to_owned();
-        let part = self.session.call(&pref, |s| {
+        let part = self.plugin.session()?.call(&pref, |s| {
             let f = s.func(&idx)?;
             let typed = f.typed::<(&str, BatchArg<'_>), (Result<Vec<u8>, w::Error>,)>(&s.store)?;
             Ok(typed
@@ -469,7 +477,7 @@ impl Fitter {
     fn merge(&mut self, states: Vec<Vec<u8>>) -> Result<Vec<u8>> {
         let pref = self.plugin.plugin_ref();
         let params = self.params.clone();
-        let r = self.session.call(&pref, |s| {
+        let r = self.plugin.session()?.call(&pref, |s| {
             s.bindings.kiln_transform_transform().call_fit_merge(
                 &mut s.store,
                 params.as_str(),
@@ -497,7 +505,7 @@ impl Fitter {
             message: "no input batches to fit on".into(),
         })?;
         let params = self.params.clone();
-        let r = self.session.call(&pref, |s| {
+        let r = self.plugin.session()?.call(&pref, |s| {
             s.bindings.kiln_transform_transform().call_fit_finish(
                 &mut s.store,
                 params.as_str(),
@@ -510,13 +518,13 @@ impl Fitter {
 
 /// A plugin configured with parameters (and state): applies to batches.
 ///
-/// It keeps one instance across calls; if a call traps, the instance is
-/// dropped and the next call starts a fresh, newly configured one.
+/// Each call runs in a fresh instance configured from the parameters and
+/// state, so a plugin cannot carry hidden state from one call to the next
+/// and an instance that trapped is never reused.
 pub struct Transformer {
     plugin: Plugin,
     params: Params,
     state: Option<State>,
-    session: Option<(Session, ResourceAny)>,
     /// Last input schema, its wire form, and the declared output schema.
     schemas: Option<(SchemaRef, w::Schema, SchemaRef)>,
 }
@@ -537,43 +545,25 @@ impl Transformer {
 
     fn schemas_for(&mut self, input: &SchemaRef) -> Result<(SchemaRef, w::Schema, SchemaRef)> {
         if let Some(s) = &self.schemas {
-            if &s.0 == input || s.0.as_ref() == input.as_ref() {
+            if Arc::ptr_eq(&s.0, input) || s.0.as_ref() == input.as_ref() {
                 return Ok(s.clone());
             }
         }
         let pref = self.plugin.plugin_ref();
         let ws = input_wire_schema(&pref, input)?;
-        let (session, res) = self.live_session()?;
-        let r = session.call(&pref, |s| {
-            s.bindings
-                .kiln_transform_transform()
-                .transformer()
-                .call_output_schema(&mut s.store, res, &ws)
-        });
-        let r = self.discard_on_trap(r)?;
-        let out = r.map_err(|e| plugin_error(&pref, e))?;
+        let (mut session, res) = self.plugin.configure(&self.params, self.state.as_ref())?;
+        let out = session
+            .call(&pref, |s| {
+                s.bindings
+                    .kiln_transform_transform()
+                    .transformer()
+                    .call_output_schema(&mut s.store, res, &ws)
+            })?
+            .map_err(|e| plugin_error(&pref, e))?;
         let out = Arc::new(wire::import_schema(out).map_err(|e| wire_error(&pref, e))?);
         let entry = (input.clone(), ws, out);
         self.schemas = Some(entry.clone());
         Ok(entry)
-    }
-
-    fn live_session(&mut self) -> Result<(&mut Session, ResourceAny)> {
-        if self.session.is_none() {
-            self.session = Some(self.plugin.configure(&self.params, self.state.as_ref())?);
-        }
-        let (s, r) = self.session.as_mut().expect("session was just created");
-        Ok((s, *r))
-    }
-
-    fn discard_on_trap<R>(&mut self, r: Result<R>) -> Result<R> {
-        if matches!(
-            r,
-            Err(Error::Trap { .. } | Error::DeadlineExceeded { .. } | Error::MemoryLimit { .. })
-        ) {
-            self.session = None;
-        }
-        r
     }
 
     /// Transform one batch. The output is validated against the declared
@@ -581,22 +571,21 @@ impl Transformer {
     ///
     /// # Errors
     /// What the plugin reports; [`Error::InvalidOutput`] for malformed
-    /// output; traps and limits (after which the next call uses a fresh
-    /// instance).
+    /// output; traps and limits.
     pub fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         let pref = self.plugin.plugin_ref();
         let (_, ws, declared) = self.schemas_for(batch.schema_ref())?;
         let prepared = Prepared::new(batch, &ws);
         let idx = self.plugin.inner.apply;
-        let (session, res) = self.live_session()?;
-        let r = session.call(&pref, |s| {
-            let f = s.func(&idx)?;
-            let typed =
-                f.typed::<(ResourceAny, BatchArg<'_>), (Result<w::Batch, w::Error>,)>(&s.store)?;
-            Ok(typed.call(&mut s.store, (res, prepared.arg()))?.0)
-        });
-        let out = self
-            .discard_on_trap(r)?
+        let (mut session, res) = self.plugin.configure(&self.params, self.state.as_ref())?;
+        let out = session
+            .call(&pref, |s| {
+                let f = s.func(&idx)?;
+                let typed = f.typed::<(ResourceAny, BatchArg<'_>), (Result<w::Batch, w::Error>,)>(
+                    &s.store,
+                )?;
+                Ok(typed.call(&mut s.store, (res, prepared.arg()))?.0)
+            })?
             .map_err(|e| plugin_error(&pref, e))?;
         let ratio = self.plugin.inner.engine.config().max_output_ratio;
         let max_rows = (batch.num_rows() as u64).max(1).saturating_mul(ratio);
