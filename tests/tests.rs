@@ -4,8 +4,10 @@
 
 mod support;
 
+mod bad_data;
 mod boundary;
 mod cli;
+mod determinism;
 mod engine;
 mod large;
 mod plugins;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -172,7 +172,7 @@ pub fn open(path: &Path, opts: &ReadOptions) -> Result<Reader> {
                 .infer_schema(&mut BufReader::new(&mut file), Some(INFER_ROWS))
                 .map_err(|e| err(&e))?;
             file.rewind().map_err(|e| Error::io(path, e))?;
-            let schema = Arc::new(schema);
+            let schema = Arc::new(null_columns_as_utf8(schema));
             let reader = arrow::csv::ReaderBuilder::new(schema.clone())
                 .with_format(csv_format)
                 .with_batch_size(batch_size)
@@ -196,7 +196,7 @@ pub fn open(path: &Path, opts: &ReadOptions) -> Result<Reader> {
                 .map_err(|e| err(&e))?;
             let mut file = buf.into_inner();
             file.rewind().map_err(|e| Error::io(path, e))?;
-            let schema = Arc::new(schema);
+            let schema = Arc::new(null_columns_as_utf8(schema));
             let reader = arrow::json::ReaderBuilder::new(schema.clone())
                 .with_batch_size(batch_size)
                 .build(BufReader::new(file))
@@ -210,6 +210,21 @@ pub fn open(path: &Path, opts: &ReadOptions) -> Result<Reader> {
         batches,
         failed: false,
     })
+}
+
+/// Text formats infer `Null` for a column with no value in the sample (a
+/// header-only file, an empty column); read such a column as nullable Utf8,
+/// as pandas reads it as `object`, so transforms see a usable type.
+fn null_columns_as_utf8(schema: Schema) -> Schema {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Null => Field::new(f.name(), DataType::Utf8, true),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// Several files read in order as one stream; all must share a schema.

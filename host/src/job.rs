@@ -86,13 +86,12 @@ pub fn fit_files(
         rows += batch.num_rows() as u64;
         progress(rows);
     }
-    if batches == 0 {
-        return Err(Error::InvalidInput {
-            plugin: plugin.plugin_ref(),
-            column: None,
-            row: None,
-            message: "the input has no rows to fit on".into(),
-        });
+    if rows == 0 {
+        let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::data(
+            names.join(", "),
+            "no rows to fit on (only a header, or empty files); fit on data with at least one row",
+        ));
     }
     let state = fitter.finish()?;
     Ok((
