@@ -13,3 +13,4 @@ mod large;
 mod plugins;
 mod roundtrip;
 mod sandbox;
+mod soak;

@@ -38,6 +38,8 @@
 mod bindings;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod job;
 mod params;

@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    make_array, Array, ArrayData, ArrayDataBuilder, ArrayRef, RecordBatch, RecordBatchOptions,
+    layout, make_array, Array, ArrayData, ArrayDataBuilder, ArrayRef, BufferSpec, RecordBatch,
+    RecordBatchOptions,
 };
 use arrow::buffer::{BooleanBuffer, Buffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -453,12 +454,26 @@ fn import_array(
     if len.checked_add(offset).is_none() {
         return Err(err(format!("offset {offset} + length {len} overflows")));
     }
-    let expected = expected_buffers(dt);
-    if a.buffers.len() != expected {
+    // Arrow's own layout table says how many buffers a type has and their
+    // element widths; check them here, because Arrow's validation assumes
+    // whole elements and would panic on a ragged buffer.
+    let specs = layout(dt).buffers;
+    if a.buffers.len() != specs.len() {
         return Err(err(format!(
-            "{} buffers for type {dt}, expected {expected}",
-            a.buffers.len()
+            "{} buffers for type {dt}, expected {}",
+            a.buffers.len(),
+            specs.len()
         )));
+    }
+    for (i, (buf, spec)) in a.buffers.iter().zip(&specs).enumerate() {
+        if let BufferSpec::FixedWidth { byte_width, .. } = spec {
+            if buf.len() % byte_width != 0 {
+                return Err(err(format!(
+                    "buffer {i} has {} bytes, not a whole number of {byte_width}-byte elements",
+                    buf.len()
+                )));
+            }
+        }
     }
     if let Some(v) = &a.validity {
         let need = (offset + len).div_ceil(8);
@@ -481,13 +496,4 @@ fn import_array(
         .align_buffers(true)
         .build()
         .map_err(|e| err(e.to_string()))
-}
-
-/// Number of non-validity buffers Arrow's layout has for a type.
-fn expected_buffers(dt: &DataType) -> usize {
-    match dt {
-        DataType::Null | DataType::Struct(_) | DataType::FixedSizeList(_, _) => 0,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary => 2,
-        _ => 1,
-    }
 }
