@@ -190,3 +190,60 @@ fn a_plugin_built_for_another_contract_major_version_is_refused_at_load() {
     let e = kiln_err(&["inspect", s(&plugin_path("future"))]);
     assert!(e.contains("@1.0.0"), "{e}");
 }
+
+#[test]
+fn the_cli_gives_hostile_plugins_the_same_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    // snoop: what the plugin saw, written to a file by the CLI.
+    let out = dir.path().join("snoop.arrow");
+    kiln_ok(&[
+        "run",
+        s(&plugin_path("snoop")),
+        "--input",
+        s(&customers_csv()),
+        "--output",
+        s(&out),
+    ]);
+    let table = concat(&read(&out));
+    let report = table.column(0).as_string::<i32>().value(0).to_owned();
+    // The library on the same input sees the same. (The report depends on
+    // the input schema: each Arrow metadata map the guest builds advances
+    // std's per-instance RandomState keys.)
+    let customers = concat(&read(&customers_csv()));
+    let lib = load("snoop")
+        .transformer(&Params::empty(), None)
+        .unwrap()
+        .apply(&customers)
+        .unwrap();
+    assert_eq!(
+        report,
+        lib.column(0).as_string::<i32>().value(0),
+        "the CLI and the library see the same sandbox"
+    );
+    // counter: one fresh instance per batch, whatever the batch count.
+    let out = dir.path().join("counter.csv");
+    kiln_ok(&[
+        "run",
+        s(&plugin_path("counter")),
+        "--input",
+        s(&customers_csv()),
+        "--output",
+        s(&out),
+        "--batch-size",
+        "5",
+    ]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.lines().skip(1).all(|l| l == "1"), "{text}");
+    // liar: malformed output is refused by the CLI too, naming the column.
+    let e = kiln_err(&[
+        "run",
+        s(&plugin_path("liar")),
+        "--input",
+        s(&customers_csv()),
+        "--param",
+        "mode=invalid_utf8",
+        "--output",
+        s(&dir.path().join("l.csv")),
+    ]);
+    assert!(e.contains("liar@0.1.0") && e.contains("column 's'"), "{e}");
+}
