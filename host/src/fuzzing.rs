@@ -69,7 +69,7 @@ fn data_type(b: &mut Bytes<'_>, fields: &mut Vec<w::Field>, depth: u8) {
     fields.push(w::Field {
         name: format!("f{}", fields.len()),
         data_type: dt,
-        nullable: b.u8() % 2 == 0,
+        nullable: b.u8().is_multiple_of(2),
         metadata: vec![],
     });
     for _ in 0..children {
@@ -92,7 +92,11 @@ pub fn plugin_output(data: &[u8]) {
             length: b.u64() % 64,
             offset: b.u64() % 8,
             null_count: b.u64() % 8,
-            validity: if b.u8() % 2 == 0 { None } else { Some(b.vec()) },
+            validity: if b.u8().is_multiple_of(2) {
+                None
+            } else {
+                Some(b.vec())
+            },
             buffers: (0..b.u8() % 3).map(|_| b.vec()).collect(),
         })
         .collect();
