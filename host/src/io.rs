@@ -186,6 +186,8 @@ pub fn open(path: &Path, opts: &ReadOptions) -> Result<Reader> {
             (reader.schema(), Box::new(reader))
         }
         Format::ArrowStream => {
+            let mut file = file;
+            check_ipc_stream_framing(path, &mut file, len)?;
             let reader = arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None)
                 .map_err(|e| err(&e))?;
             (reader.schema(), Box::new(reader))
@@ -225,6 +227,61 @@ fn null_columns_as_utf8(schema: Schema) -> Schema {
         })
         .collect();
     Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// Walk an IPC stream's message framing and check every declared length
+/// against the bytes the file really has, before Arrow's reader allocates a
+/// buffer of that length (a corrupt 4-byte prefix could otherwise ask for
+/// gigabytes; found by fuzzing).
+fn check_ipc_stream_framing(path: &Path, file: &mut File, len: u64) -> Result<()> {
+    use std::io::{Read, SeekFrom};
+    let corrupt = |what: String| {
+        Error::data(
+            path,
+            format!("corrupt or truncated Arrow IPC stream: {what}"),
+        )
+    };
+    let mut pos = 0u64;
+    let mut word = [0u8; 4];
+    while pos < len {
+        file.read_exact(&mut word)
+            .map_err(|_| corrupt(format!("message header cut at byte {pos}")))?;
+        pos += 4;
+        let mut meta_len = u32::from_le_bytes(word);
+        if meta_len == 0xFFFF_FFFF {
+            file.read_exact(&mut word)
+                .map_err(|_| corrupt(format!("message length cut at byte {pos}")))?;
+            pos += 4;
+            meta_len = u32::from_le_bytes(word);
+        }
+        if meta_len == 0 {
+            break; // end-of-stream marker
+        }
+        if u64::from(meta_len) > len - pos {
+            return Err(corrupt(format!(
+                "a message at byte {pos} declares {meta_len} bytes of metadata but {} remain",
+                len - pos
+            )));
+        }
+        let mut meta = vec![0u8; meta_len as usize];
+        file.read_exact(&mut meta).map_err(|e| Error::io(path, e))?;
+        pos += u64::from(meta_len);
+        let message = arrow::ipc::root_as_message(&meta)
+            .map_err(|e| corrupt(format!("unreadable message metadata at byte {pos}: {e}")))?;
+        let body = u64::try_from(message.bodyLength())
+            .map_err(|_| corrupt("negative body length".into()))?;
+        if body > len - pos {
+            return Err(corrupt(format!(
+                "a message declares a {body}-byte body but {} bytes remain",
+                len - pos
+            )));
+        }
+        pos += body;
+        file.seek(SeekFrom::Start(pos))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    file.rewind().map_err(|e| Error::io(path, e))?;
+    Ok(())
 }
 
 /// Several files read in order as one stream; all must share a schema.
@@ -622,6 +679,29 @@ mod tests {
             Format::from_path(Path::new("x.xlsx")),
             Err(Error::UnknownFormat { .. })
         ));
+    }
+
+    /// Regression (fuzzing): a 4-byte length prefix claiming ~2 GB made the
+    /// IPC stream reader allocate it before noticing the file is 4 bytes.
+    #[test]
+    fn ipc_stream_lengths_are_checked_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lying.arrows");
+        std::fs::write(&path, b"99~~").unwrap();
+        let err = open(&path, &ReadOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::Data { .. }) && err.to_string().contains("declares"),
+            "{err}"
+        );
+        // A real stream still reads.
+        let good = dir.path().join("good.arrows");
+        let mut w = Writer::create(&good, table().schema()).unwrap();
+        w.write(&table()).unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            read_all(&good, &ReadOptions::default()).unwrap().1[0],
+            table()
+        );
     }
 
     #[test]

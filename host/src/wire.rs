@@ -384,7 +384,12 @@ pub(crate) fn import_batch(
                 "nulls in a field declared non-nullable",
             ));
         }
-        columns.push(make_array(data));
+        // Validation above is meant to make this infallible; if an Arrow
+        // constructor still panics on some input we did not foresee, refuse
+        // the batch instead of taking the host down.
+        let array = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_array(data)))
+            .map_err(|_| WireError::new(Some(column), "array rejected by Arrow's constructor"))?;
+        columns.push(array);
     }
     if arrays.next().is_some() {
         return Err(WireError::new(
@@ -473,6 +478,35 @@ fn import_array(
                     buf.len()
                 )));
             }
+        }
+    }
+    // Producers (the SDK included) slice structs and fixed-size lists by
+    // slicing their children, so these arrive with offset 0; a non-zero
+    // offset would be applied twice by Arrow's nested slicing.
+    if offset != 0 && matches!(dt, DataType::Struct(_) | DataType::FixedSizeList(_, _)) {
+        return Err(err(format!(
+            "offset {offset} on a {dt} array; slice its children instead"
+        )));
+    }
+    // Arrow's array constructors slice children by the parent's window and
+    // panic if a child is short; check that here.
+    let need_child = match dt {
+        DataType::FixedSizeList(_, n) => {
+            (offset + len).checked_mul(usize::try_from(*n).unwrap_or(0))
+        }
+        DataType::Struct(_) => Some(offset + len),
+        _ => None,
+    };
+    if let Some(need) = need_child {
+        match children.iter().find(|c| c.len() < need) {
+            Some(c) => {
+                return Err(err(format!(
+                    "child array has {} rows, needs at least {need}",
+                    c.len()
+                )))
+            }
+            None if need == usize::MAX => return Err(err("child window overflows".into())),
+            None => {}
         }
     }
     if let Some(v) = &a.validity {
