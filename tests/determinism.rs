@@ -80,7 +80,10 @@ fn row_wise_output_does_not_depend_on_batch_size() {
             None,
             &inputs,
             &out,
-            &JobOptions { batch_size },
+            &JobOptions {
+                batch_size,
+                ..Default::default()
+            },
             &mut |_| {},
         )
         .unwrap();

@@ -25,7 +25,10 @@ fn run_on_customers(plugin: &str, params: &str) -> arrow::array::RecordBatch {
     let p = load(plugin);
     let params = Params::from_json(params).unwrap();
     let inputs = [customers_csv()];
-    let opts = JobOptions { batch_size: 10 };
+    let opts = JobOptions {
+        batch_size: 10,
+        ..Default::default()
+    };
     let state = if p.needs_fit(&params).unwrap() {
         Some(
             job::fit_files(&p, &params, &inputs, &opts, &mut |_| {})

@@ -19,6 +19,10 @@ use crate::{Error, Result};
 /// Plugin instances that may be alive at once across all threads.
 const MAX_CONCURRENT_INSTANCES: u32 = 128;
 
+/// The wasmtime release this host is built with (recorded in lineage; a
+/// unit test keeps it equal to the workspace's pin).
+pub(crate) const WASMTIME_VERSION: &str = "48";
+
 /// How often the deadline clock ticks; deadlines are rounded up to it.
 const TICK: Duration = Duration::from_millis(10);
 

@@ -176,6 +176,51 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The registry store is unreadable or inconsistent.
+    #[error("store {}: {message}", dir.display())]
+    Store {
+        /// The store directory.
+        dir: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Another process holds the store.
+    #[error("store {} is in use by {holder}; wait for it to finish, or pass --wait to queue behind it", dir.display())]
+    StoreBusy {
+        /// The store directory.
+        dir: PathBuf,
+        /// Who holds it (pid, command, since when).
+        holder: String,
+    },
+    /// The store was written by a newer Kiln.
+    #[error("store {} has format {found}, this kiln reads format {supported} and older; upgrade kiln", dir.display())]
+    StoreFormat {
+        /// The store directory.
+        dir: PathBuf,
+        /// The format found.
+        found: u64,
+        /// The newest format this build reads.
+        supported: u64,
+    },
+    /// A name, tag, version, run or plugin that the store does not have.
+    #[error("{0}")]
+    NotFound(String),
+    /// A `.kiln` bundle that is malformed or does not match its hashes.
+    #[error("bundle {}: {message}", path.display())]
+    Bundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A recorded run cannot be re-executed (not successful, inputs missing, …).
+    #[error("cannot verify run {run}: {message}")]
+    Verify {
+        /// The run id.
+        run: String,
+        /// Why.
+        message: String,
+    },
     /// A Kiln bug: please report it.
     #[error("internal error (a bug in kiln): {0}")]
     Internal(String),

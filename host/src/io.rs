@@ -290,12 +290,20 @@ pub struct MultiReader {
     schema: SchemaRef,
     readers: std::vec::IntoIter<Reader>,
     current: Option<Reader>,
+    /// Index of `current` in the input list (usize::MAX before the first).
+    index: usize,
 }
 
 impl MultiReader {
     /// The shared schema.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// The position, in the list given to [`open_many`], of the file the
+    /// last batch came from.
+    pub fn file_index(&self) -> usize {
+        self.index
     }
 }
 
@@ -314,6 +322,7 @@ impl Iterator for MultiReader {
                 }
             }
             self.current = Some(self.readers.next()?);
+            self.index = self.index.wrapping_add(1);
         }
     }
 }
@@ -359,6 +368,7 @@ pub fn open_many(paths: &[PathBuf], opts: &ReadOptions) -> Result<MultiReader> {
         schema,
         readers: readers.into_iter(),
         current: None,
+        index: usize::MAX,
     })
 }
 

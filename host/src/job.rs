@@ -9,8 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
+use crate::fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
 use crate::io::{self, ReadOptions};
 use crate::plugin::shift_row;
 use crate::{Error, Params, Plugin, Result, State};
@@ -20,11 +22,43 @@ use crate::{Error, Params, Plugin, Result, State};
 pub struct JobOptions {
     /// Rows per batch read from the inputs (default 65,536).
     pub batch_size: usize,
+    /// Fingerprint every input file while reading it, and the output file
+    /// as written (for lineage; off by default).
+    pub fingerprint: bool,
 }
 
 impl Default for JobOptions {
     fn default() -> Self {
-        JobOptions { batch_size: 65_536 }
+        JobOptions {
+            batch_size: 65_536,
+            fingerprint: false,
+        }
+    }
+}
+
+/// Fingerprints of each input file, computed from the batches as they stream by.
+struct InputPrints {
+    prints: Option<Vec<Fingerprinter>>,
+}
+
+impl InputPrints {
+    fn new(on: bool, n: usize, schema: &SchemaRef) -> Self {
+        InputPrints {
+            prints: on.then(|| (0..n).map(|_| Fingerprinter::new(schema)).collect()),
+        }
+    }
+
+    fn update(&mut self, file: usize, batch: &RecordBatch) -> Result<()> {
+        match self.prints.as_mut().and_then(|p| p.get_mut(file)) {
+            Some(fp) => fp.update(batch),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(self) -> Vec<Fingerprint> {
+        self.prints
+            .map(|p| p.into_iter().map(Fingerprinter::finish).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -37,6 +71,8 @@ pub struct FitSummary {
     pub batches: u64,
     /// Input schema.
     pub input_schema: SchemaRef,
+    /// Fingerprint of each input file (with [`JobOptions::fingerprint`]).
+    pub input_fingerprints: Vec<Fingerprint>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -56,6 +92,11 @@ pub struct RunSummary {
     pub output_schema: SchemaRef,
     /// Bytes written.
     pub bytes_out: u64,
+    /// Fingerprint of each input file (with [`JobOptions::fingerprint`]).
+    pub input_fingerprints: Vec<Fingerprint>,
+    /// Fingerprint of the output file as a reader sees it (with
+    /// [`JobOptions::fingerprint`]).
+    pub output_fingerprint: Option<Fingerprint>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -76,11 +117,14 @@ pub fn fit_files(
     let start = Instant::now();
     let reader = io::open_many(inputs, &read_options(opts))?;
     let input_schema = reader.schema();
+    let mut prints = InputPrints::new(opts.fingerprint, inputs.len(), &input_schema);
     let mut fitter = plugin.fitter(params)?;
     let mut batches = 0;
     let mut rows = 0u64;
-    for batch in reader {
+    let mut reader = reader;
+    while let Some(batch) = reader.next() {
         let batch = batch?;
+        prints.update(reader.file_index(), &batch)?;
         fitter.update(&batch)?;
         batches += 1;
         rows += batch.num_rows() as u64;
@@ -100,6 +144,7 @@ pub fn fit_files(
             rows,
             batches,
             input_schema,
+            input_fingerprints: prints.finish(),
             elapsed: start.elapsed(),
         },
     ))
@@ -137,8 +182,11 @@ pub fn run_files(
     let output_schema = transformer.output_schema(&input_schema)?;
     let mut writer = io::Writer::create(output, output_schema.clone())?;
     let (mut rows_in, mut rows_out, mut batches) = (0u64, 0u64, 0u64);
-    for batch in reader {
+    let mut prints = InputPrints::new(opts.fingerprint, inputs.len(), &input_schema);
+    let mut reader = reader;
+    while let Some(batch) = reader.next() {
         let batch = batch?;
+        prints.update(reader.file_index(), &batch)?;
         let out = transformer
             .apply(&batch)
             .map_err(|e| shift_row(e, rows_in))?;
@@ -149,6 +197,13 @@ pub fn run_files(
         progress(rows_in);
     }
     let written = writer.finish()?;
+    // The output as any reader will see it (a CSV's types are inferred
+    // again), so that `kiln lineage trace` on the file finds this run.
+    let output_fingerprint = if opts.fingerprint {
+        Some(fingerprint_file(output)?)
+    } else {
+        None
+    };
     Ok(RunSummary {
         rows_in,
         rows_out,
@@ -156,6 +211,8 @@ pub fn run_files(
         input_schema,
         output_schema,
         bytes_out: written.bytes,
+        input_fingerprints: prints.finish(),
+        output_fingerprint,
         elapsed: start.elapsed(),
     })
 }

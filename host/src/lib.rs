@@ -16,6 +16,14 @@
 //! - [`io`]: streaming readers and atomic writers for Parquet, CSV, Arrow IPC
 //!   and JSON-lines.
 //! - [`job`]: whole-file fit and run, as the CLI does them, with progress.
+//! - [`Fingerprinter`] / [`Fingerprint`]: dataset fingerprints of the logical
+//!   Arrow content (format, compression and batch boundaries do not count).
+//! - [`store`]: the registry store (sled): plugins and states by content id,
+//!   transform versions, names with tags and history, run records.
+//! - [`Registry`]: fit / run / verify with every run recorded, `name@tag`
+//!   resolution, lineage trace and graph, export of [`Bundle`]s.
+//! - [`Bundle`]: a pinned version as one self-checking `.kiln` file.
+//! - [`openlineage`]: runs as OpenLineage events (file or HTTP).
 //! - [`Error`]: one error type naming the plugin, file, column or row.
 //!
 //! ```no_run
@@ -36,16 +44,26 @@
 #![deny(missing_docs)]
 
 mod bindings;
+mod bundle;
 mod engine;
 mod error;
+mod fingerprint;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod io;
 pub mod job;
+pub mod openlineage;
 mod params;
 mod plugin;
+mod registry;
 mod sandbox;
+pub mod store;
 mod wire;
+
+pub use bundle::{Bundle, BundleManifest, BUNDLE_FORMAT};
+pub use fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
+pub use registry::{FitOutcome, FitTarget, Registry, TraceNode, TraceRun, VerifyReport};
+pub use store::Store;
 
 pub use engine::{plugin_id, Engine, EngineConfig};
 pub use error::{Error, PluginRef, Result};

@@ -27,7 +27,7 @@ use crate::{Error, Params, PluginRef, Result};
 pub const WIT_VERSION: &str = "0.1.0";
 
 /// Whether a plugin needs a fitted state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PluginKind {
     /// Configured by parameters alone.

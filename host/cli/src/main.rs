@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 error, 2 usage error.
 
 mod demo;
+mod registry;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kiln_host::job::{self, JobOptions};
-use kiln_host::{Engine, EngineConfig, Params, Plugin, State};
+use kiln_host::{Bundle, Engine, EngineConfig, FitTarget, Params, Plugin, State};
+use registry::{LineageCommand, StoreArgs, StoreCommand};
 
 /// Run ML feature transforms as sandboxed WebAssembly components over Arrow data.
 ///
@@ -23,7 +25,16 @@ use kiln_host::{Engine, EngineConfig, Params, Plugin, State};
 /// Files are Parquet (.parquet), CSV (.csv), Arrow IPC (.arrow/.ipc/.feather
 /// file, .arrows stream) or JSON-lines (.jsonl/.ndjson), chosen by extension.
 ///
+/// With a store (--store DIR, $KILN_HOME or ./.kiln), fits become named,
+/// tagged versions and every run is recorded with its inputs' and outputs'
+/// fingerprints: `kiln versions`, `promote`, `rollback`, `lineage`, `verify`,
+/// `export` work on them.
+///
 /// Example:
+///   kiln fit standard_scaler.wasm --input train.parquet --param columns=age --name scaler
+///   kiln promote scaler --from dev --to prod
+///   kiln run scaler@prod --input live.parquet --output features.parquet
+///   kiln lineage trace features.parquet
 ///   kiln inspect standard_scaler.wasm
 ///   kiln fit standard_scaler.wasm --input train.parquet --param columns=age,income --state-out scaler.state
 ///   kiln run standard_scaler.wasm --state scaler.state --param columns=age,income --input live.csv --output features.parquet
@@ -34,6 +45,8 @@ struct Cli {
     command: Command,
     #[command(flatten)]
     limits: Limits,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -59,28 +72,60 @@ enum Command {
         /// The plugin (.wasm component).
         plugin: PathBuf,
     },
-    /// Fit a plugin on input files and write its state to a file.
+    /// Fit a plugin on input files; register a named version and/or write the state.
     ///
-    /// The state's id (sha256 of its bytes) is printed; pass the file to
-    /// `kiln run --state`.
+    /// --name registers the result; --state-out writes the state to a file.
+    /// With --name, the plugin and the state are stored by content id, the
+    /// version (plugin, parameters, state) is created and NAME@TAG moves to
+    /// it; the fit run is recorded with the fingerprints of its inputs.
+    ///
+    /// Examples:
+    ///   kiln fit standard_scaler.wasm --input train.parquet --param columns=age --name scaler
+    ///   kiln fit scaler --input train2.parquet          (refit NAME's plugin and parameters)
+    ///   kiln fit standard_scaler.wasm --input train.csv --param columns=age --state-out scaler.state
+    #[command(verbatim_doc_comment)]
     Fit {
-        /// The plugin (.wasm component).
-        plugin: PathBuf,
+        /// The plugin: a .wasm file, a transform NAME, or a registered plugin id.
+        plugin: String,
         #[command(flatten)]
         data: DataArgs,
         #[command(flatten)]
         params: ParamArgs,
-        /// Where to write the fitted state.
+        /// Also write the fitted state to this file.
         #[arg(long, value_name = "FILE")]
-        state_out: PathBuf,
+        state_out: Option<PathBuf>,
+        /// Register the result under this transform name.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// The tag to move to the new version.
+        #[arg(long, value_name = "TAG", default_value = "dev")]
+        tag: String,
+        /// Why (kept in the tag history).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        /// What the feature means (stored with the name).
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        /// Who owns the feature (stored with the name).
+        #[arg(long, value_name = "WHO")]
+        owner: Option<String>,
     },
-    /// Apply a plugin to input files and write the result.
+    /// Apply a transform (plugin file, bundle, NAME@TAG or version id) to input files.
     ///
-    /// The output is written to a temporary file beside OUTPUT and renamed
-    /// only when every batch succeeded; a failed run leaves OUTPUT untouched.
+    /// TRANSFORM is a plugin file (.wasm, with --params and --state), a
+    /// bundle (.kiln), NAME@TAG or a version id from the store. The output
+    /// is written to a temporary file beside OUTPUT and renamed only when
+    /// every batch succeeded; a failed run leaves OUTPUT untouched. Runs are
+    /// recorded in the store when one is in use (NAME@TAG, --store,
+    /// KILN_HOME, or an existing ./.kiln).
+    ///
+    /// Examples:
+    ///   kiln run scaler@prod --input live.parquet --output features.parquet
+    ///   kiln run standard_scaler.wasm --state scaler.state --param columns=age --input live.csv --output f.csv
+    #[command(verbatim_doc_comment)]
     Run {
-        /// The plugin (.wasm component).
-        plugin: PathBuf,
+        /// The transform: a .wasm or .kiln file, NAME@TAG, or a version id.
+        plugin: String,
         #[command(flatten)]
         data: DataArgs,
         /// Output file; the format follows the extension.
@@ -88,10 +133,82 @@ enum Command {
         output: PathBuf,
         #[command(flatten)]
         params: ParamArgs,
-        /// Fitted state from `kiln fit --state-out` (fitted plugins only).
+        /// Fitted state from `kiln fit --state-out` (plugin files only).
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Register a plugin in the store (bytes and `describe` metadata).
+    Add {
+        /// The plugin (.wasm component).
+        plugin: PathBuf,
+    },
+    /// List transform names, or one name's versions and tag history.
+    Versions {
+        /// The transform name (all names if omitted).
+        name: Option<String>,
+    },
+    /// Point NAME@TAG at a version.
+    Tag {
+        /// NAME@TAG, e.g. scaler@staging.
+        tag: String,
+        /// The version id (or unique prefix), or another NAME@TAG.
+        version: String,
+        /// Why (kept in the tag history).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Move NAME@TO to where NAME@FROM points.
+    Promote {
+        /// The transform name.
+        name: String,
+        /// The tag to promote from.
+        #[arg(long, default_value = "staging")]
+        from: String,
+        /// The tag to move.
+        #[arg(long, default_value = "prod")]
+        to: String,
+        /// Why (kept in the tag history).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Move NAME@TAG back to its previous target (itself recorded as a move).
+    Rollback {
+        /// NAME@TAG, e.g. scaler@prod.
+        tag: String,
+        /// Why (kept in the tag history).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Inspect recorded runs: log, show, trace a file, draw the graph.
+    #[command(subcommand)]
+    Lineage(LineageCommand),
+    /// Re-execute a recorded run with its pinned plugin, parameters and state
+    /// and report bit-identical, or the first column and row that differ.
+    Verify {
+        /// Run id (or a unique prefix), from `kiln lineage log`.
+        run: String,
+    },
+    /// Remove runs older than N days and what nothing kept references
+    /// (tags and their history keep their versions). Dry run unless --apply.
+    Gc {
+        /// Keep runs (and what they use) from the last N days.
+        #[arg(long, value_name = "N", default_value_t = 30)]
+        keep_days: u64,
+        /// Remove for real.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Write NAME@TAG as a self-contained .kiln bundle for serving.
+    Export {
+        /// NAME@TAG.
+        tag: String,
+        /// The bundle file to write.
+        #[arg(short, long, value_name = "FILE.kiln")]
+        output: PathBuf,
+    },
+    /// Store maintenance.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Run the built-in example: fit and apply the bundled plugins to the
     /// bundled customer table and print the features.
     Demo {
@@ -194,7 +311,30 @@ fn try_main(cli: Cli) -> Result<()> {
             data,
             params,
             state_out,
-        } => fit(&engine, &plugin, &data, &params, &state_out, json),
+            name,
+            tag,
+            reason,
+            description,
+            owner,
+        } => {
+            let target = name.map(|name| FitTarget {
+                name,
+                tag,
+                reason,
+                description,
+                owner,
+            });
+            fit(
+                &engine,
+                &cli.store,
+                &plugin,
+                &data,
+                &params,
+                state_out.as_deref(),
+                target,
+                json,
+            )
+        }
         Command::Run {
             plugin,
             data,
@@ -203,6 +343,7 @@ fn try_main(cli: Cli) -> Result<()> {
             state,
         } => run(
             &engine,
+            &cli.store,
             &plugin,
             &data,
             &params,
@@ -210,6 +351,33 @@ fn try_main(cli: Cli) -> Result<()> {
             &output,
             json,
         ),
+        Command::Add { plugin } => registry::add(&engine, &cli.store, &plugin, json),
+        Command::Versions { name } => {
+            registry::versions(&engine, &cli.store, name.as_deref(), json)
+        }
+        Command::Tag {
+            tag,
+            version,
+            reason,
+        } => registry::tag(&engine, &cli.store, &tag, &version, &reason, json),
+        Command::Promote {
+            name,
+            from,
+            to,
+            reason,
+        } => registry::promote(&engine, &cli.store, &name, &from, &to, &reason, json),
+        Command::Rollback { tag, reason } => {
+            registry::rollback(&engine, &cli.store, &tag, &reason, json)
+        }
+        Command::Lineage(cmd) => registry::lineage(&engine, &cli.store, &cmd, json),
+        Command::Verify { run } => registry::verify(&engine, &cli.store, &run, json),
+        Command::Gc { keep_days, apply } => {
+            registry::gc(&engine, &cli.store, keep_days, apply, json)
+        }
+        Command::Export { tag, output } => {
+            registry::export(&engine, &cli.store, &tag, &output, json)
+        }
+        Command::Store(cmd) => registry::store_cmd(&engine, &cli.store, &cmd, json),
         Command::Demo { dir } => demo::run(&engine, dir.as_deref(), json),
     }
 }
@@ -257,92 +425,214 @@ fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
+impl ParamArgs {
+    fn given(&self) -> bool {
+        self.params.is_some() || !self.param.is_empty()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn fit(
     engine: &Engine,
-    path: &Path,
+    store: &StoreArgs,
+    spec: &str,
     data: &DataArgs,
     params: &ParamArgs,
-    state_out: &Path,
+    state_out: Option<&Path>,
+    target: Option<FitTarget>,
     json: bool,
 ) -> Result<()> {
-    let plugin = load(engine, path)?;
-    let params = &params.resolve(&plugin)?;
     let pb = progress_bar(json);
     let opts = JobOptions {
         batch_size: data.batch_size,
+        ..Default::default()
     };
-    let (state, summary) = job::fit_files(&plugin, params, &data.inputs, &opts, &mut |rows| {
+    let mut progress = |rows| {
         if let Some(pb) = &pb {
             pb.set_position(rows)
         }
-    })?;
+    };
+    if target.is_none() && !store.active() && !Path::new(spec).exists() {
+        anyhow::bail!("'{spec}' is not a file; to refit a named transform use the store (--store DIR or KILN_HOME)");
+    }
+    if target.is_none() && state_out.is_none() {
+        anyhow::bail!("nowhere to put the state: pass --name NAME to register it in the store, or --state-out FILE");
+    }
+    let (plugin, state, report) = if target.is_some() || store.active() {
+        let reg = store.open(engine, target.is_some())?;
+        let (plugin, from) = reg.plugin_for(spec)?;
+        let params = match (&from, params.given()) {
+            (Some(v), false) => Params::from_json(&v.params)?,
+            _ => params.resolve(&plugin)?,
+        };
+        let out = reg.fit(
+            &plugin,
+            &params,
+            &data.inputs,
+            target.as_ref(),
+            &opts,
+            &mut progress,
+        )?;
+        let state = out
+            .version
+            .state_id
+            .as_deref()
+            .map(|s| reg.store().state(s))
+            .transpose()?;
+        let report = serde_json::json!({
+            "run_id": out.run.id,
+            "version_id": out.version.id,
+            "tagged": out.tagged,
+            "rows": out.run.inputs.iter().map(|d| d.rows).sum::<u64>(),
+            "elapsed_ms": out.run.wall_ms,
+            "params": serde_json::from_str::<serde_json::Value>(params.as_str())?,
+        });
+        (plugin, state, report)
+    } else {
+        let plugin = load(engine, Path::new(spec))?;
+        let params = params.resolve(&plugin)?;
+        let (state, summary) =
+            job::fit_files(&plugin, &params, &data.inputs, &opts, &mut progress)?;
+        let report = serde_json::json!({
+            "rows": summary.rows,
+            "batches": summary.batches,
+            "elapsed_ms": summary.elapsed.as_secs_f64() * 1e3,
+            "params": serde_json::from_str::<serde_json::Value>(params.as_str())?,
+        });
+        (plugin, Some(state), report)
+    };
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    write_atomic(state_out, state.as_bytes())?;
+    if let (Some(out), Some(state)) = (state_out, &state) {
+        write_atomic(out, state.as_bytes())?;
+    }
+    let mut report = report;
+    report["plugin_id"] = plugin.id().into();
+    report["plugin"] = plugin.info().name.clone().into();
+    report["state_id"] = state.as_ref().map(State::id).into();
+    report["state_out"] = state_out.map(|p| p.display().to_string()).into();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "plugin_id": plugin.id(),
-                "plugin": plugin.info().name,
-                "params": serde_json::from_str::<serde_json::Value>(params.as_str())?,
-                "state_id": state.id(),
-                "state_out": state_out,
-                "rows": summary.rows,
-                "batches": summary.batches,
-                "elapsed_ms": summary.elapsed.as_secs_f64() * 1e3,
-            })
-        );
+        println!("{report}");
     } else {
         println!(
-            "fitted {} on {} rows in {:.2?}\nstate {} -> {}",
+            "fitted {} on {} rows{}",
             plugin.info().name,
-            summary.rows,
-            summary.elapsed,
-            state.id(),
-            state_out.display()
+            report["rows"],
+            match &report["elapsed_ms"] {
+                serde_json::Value::Number(n) => format!(" in {:.1} ms", n.as_f64().unwrap_or(0.0)),
+                _ => String::new(),
+            }
         );
+        if let Some(s) = &state {
+            println!(
+                "state {}{}",
+                s.id(),
+                state_out
+                    .map(|p| format!(" -> {}", p.display()))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(v) = report["version_id"].as_str() {
+            println!("version {v}");
+        }
+        if let Some(t) = report["tagged"].as_str() {
+            println!(
+                "{t} -> {}",
+                &report["version_id"].as_str().unwrap_or("")[..12]
+            );
+        }
+        if let Some(r) = report["run_id"].as_str() {
+            println!("run {r}");
+        }
     }
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     engine: &Engine,
-    path: &Path,
+    store: &StoreArgs,
+    spec: &str,
     data: &DataArgs,
     params: &ParamArgs,
     state: Option<&Path>,
     output: &Path,
     json: bool,
 ) -> Result<()> {
-    let plugin = load(engine, path)?;
-    let params = &params.resolve(&plugin)?;
-    let state = match state {
-        Some(p) => {
-            Some(State::from_bytes(std::fs::read(p).with_context(|| {
-                format!("cannot read state file {}", p.display())
-            })?))
-        }
-        None => None,
-    };
     let pb = progress_bar(json);
     let opts = JobOptions {
         batch_size: data.batch_size,
+        ..Default::default()
     };
-    let summary = job::run_files(
-        &plugin,
-        params,
-        state.as_ref(),
-        &data.inputs,
-        output,
-        &opts,
-        &mut |rows| {
-            if let Some(pb) = &pb {
-                pb.set_position(rows)
+    let mut progress = |rows| {
+        if let Some(pb) = &pb {
+            pb.set_position(rows)
+        }
+    };
+    let path = Path::new(spec);
+    let (plugin, summary, recorded, state_id) = if path.exists() {
+        let is_bundle = path.extension().is_some_and(|e| e == "kiln");
+        let (bytes, plugin, params, state) = if is_bundle {
+            if params.given() || state.is_some() {
+                anyhow::bail!(
+                    "a bundle pins its parameters and state: drop --params/--param/--state"
+                );
             }
-        },
-    )?;
+            let b = Bundle::read(path)?;
+            let plugin = b.load(engine)?;
+            (
+                b.plugin_bytes().to_vec(),
+                plugin,
+                b.params(),
+                b.state().cloned(),
+            )
+        } else {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let plugin = engine.load_bytes(&bytes, path)?;
+            let params = params.resolve(&plugin)?;
+            let state = match state {
+                Some(p) => {
+                    Some(State::from_bytes(std::fs::read(p).with_context(|| {
+                        format!("cannot read state file {}", p.display())
+                    })?))
+                }
+                None => None,
+            };
+            (bytes, plugin, params, state)
+        };
+        let state_id = state.as_ref().map(State::id);
+        if store.active() {
+            let reg = store.open(engine, false)?;
+            let version = reg.register_parts(&plugin, &bytes, &params, state.as_ref())?;
+            let (rec, summary) =
+                reg.run(&version, None, &data.inputs, output, &opts, &mut progress)?;
+            (plugin, summary, Some(rec), state_id)
+        } else {
+            let summary = job::run_files(
+                &plugin,
+                &params,
+                state.as_ref(),
+                &data.inputs,
+                output,
+                &opts,
+                &mut progress,
+            )?;
+            (plugin, summary, None, state_id)
+        }
+    } else {
+        if params.given() || state.is_some() {
+            anyhow::bail!("'{spec}' is pinned in the store: drop --params/--param/--state (or give a plugin file)");
+        }
+        let reg = store.open(engine, false)?;
+        let version = reg.store().resolve(spec)?;
+        let target = spec.contains('@').then_some(spec);
+        let (plugin, _, _) = reg.load_version(&version)?;
+        let (rec, summary) =
+            reg.run(&version, target, &data.inputs, output, &opts, &mut progress)?;
+        (plugin, summary, Some(rec), version.state_id)
+    };
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -352,9 +642,12 @@ fn run(
             serde_json::json!({
                 "plugin_id": plugin.id(),
                 "plugin": plugin.info().name,
-                "params": serde_json::from_str::<serde_json::Value>(params.as_str())?,
-                "state_id": state.as_ref().map(State::id),
+                "run_id": recorded.as_ref().map(|r| r.id.clone()),
+                "version_id": recorded.as_ref().map(|r| r.transform.version_id.clone()),
+                "params": recorded.as_ref().and_then(|r| serde_json::from_str::<serde_json::Value>(&r.transform.params).ok()),
+                "state_id": state_id,
                 "output": output,
+                "output_fingerprint": summary.output_fingerprint.as_ref().map(|f| f.id.clone()),
                 "rows_in": summary.rows_in,
                 "rows_out": summary.rows_out,
                 "batches": summary.batches,
@@ -365,13 +658,16 @@ fn run(
         );
     } else {
         println!(
-            "{}: {} rows -> {} ({} rows, {} columns) in {:.2?}",
+            "{}: {} rows -> {} ({} rows, {} columns) in {:.2?}{}",
             plugin.info().name,
             summary.rows_in,
             output.display(),
             summary.rows_out,
             summary.output_schema.fields().len(),
-            summary.elapsed
+            summary.elapsed,
+            recorded
+                .map(|r| format!("\nrun {}", r.id))
+                .unwrap_or_default()
         );
     }
     Ok(())

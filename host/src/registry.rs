@@ -1,0 +1,816 @@
+//! The registry: fit, run and verify transforms with every run recorded in
+//! the [`Store`], resolve `name@tag`, trace a file back to raw inputs, draw
+//! the lineage graph and export bundles. What `kiln fit --name`, `kiln run
+//! NAME@TAG`, `kiln verify`, `kiln lineage` and `kiln export` do.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrow::array::{Array, RecordBatch};
+use serde::Serialize;
+
+use crate::bundle::{Bundle, BundleManifest};
+use crate::io::{self, ReadOptions};
+use crate::job::{self, JobOptions};
+use crate::openlineage::Sink;
+use crate::store::{
+    now, DatasetRecord, EngineSettings, PluginRecord, RunKind, RunRecord, RunStatus, Store, TagRef,
+    TransformParts, VersionRecord,
+};
+use crate::{Engine, Error, Params, Plugin, Result, State, WIT_VERSION};
+
+/// An engine and a store, used together.
+#[derive(Debug)]
+pub struct Registry {
+    engine: Engine,
+    store: Store,
+    lineage: Vec<Sink>,
+}
+
+/// Where a fit's result goes in the registry.
+#[derive(Debug, Clone, Default)]
+pub struct FitTarget {
+    /// The transform name (created if new).
+    pub name: String,
+    /// The tag to move to the new version (`dev` if empty).
+    pub tag: String,
+    /// Why (recorded with the tag move).
+    pub reason: String,
+    /// Description of the feature (kept if `None`).
+    pub description: Option<String>,
+    /// Owner (kept if `None`).
+    pub owner: Option<String>,
+}
+
+/// What a recorded fit produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitOutcome {
+    /// The run record.
+    pub run: RunRecord,
+    /// The version created (or found, if identical).
+    pub version: VersionRecord,
+    /// `name@tag` moved to it, if any.
+    pub tagged: Option<String>,
+}
+
+/// The outcome of `kiln verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The run verified.
+    pub run: String,
+    /// The verify run's own record id.
+    pub verify_run: String,
+    /// True if the re-execution reproduced the recorded result bit for bit.
+    pub identical: bool,
+    /// Every difference found, most specific first (empty when identical).
+    pub differences: Vec<String>,
+}
+
+/// One dataset in a trace, with the run that produced it (if Kiln made it).
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceNode {
+    /// The dataset's fingerprint.
+    pub fingerprint: String,
+    /// Where it was seen.
+    pub path: String,
+    /// The run that wrote it; `None` for a raw input.
+    pub produced_by: Option<TraceRun>,
+}
+
+/// A producing run in a trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceRun {
+    /// Run id.
+    pub run: String,
+    /// When.
+    pub started_at: String,
+    /// `name@tag` it ran as, if any.
+    pub target: Option<String>,
+    /// The transform's parts.
+    pub transform: TransformParts,
+    /// Its inputs, traced further back.
+    pub inputs: Vec<TraceNode>,
+}
+
+/// A run being recorded: written as `running` first, then finished.
+struct Recording<'a> {
+    reg: &'a Registry,
+    record: RunRecord,
+    start: Instant,
+}
+
+impl<'a> Recording<'a> {
+    fn begin(reg: &'a Registry, mut record: RunRecord) -> Result<Recording<'a>> {
+        record.status = RunStatus::Running;
+        reg.store.put_run(&record)?;
+        reg.emit(&record);
+        Ok(Recording {
+            reg,
+            record,
+            start: Instant::now(),
+        })
+    }
+
+    fn finish<T>(self, result: Result<T>) -> Result<(RunRecord, T)> {
+        match result {
+            Ok(v) => Ok((self.end(None)?, v)),
+            Err(e) => {
+                self.end(Some(e.to_string()))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Record the end: ok without an error, failed with one.
+    fn end(mut self, error: Option<String>) -> Result<RunRecord> {
+        self.record.finished_at = Some(now());
+        self.record.wall_ms = Some(self.start.elapsed().as_secs_f64() * 1e3);
+        self.record.status = if error.is_none() {
+            RunStatus::Ok
+        } else {
+            RunStatus::Failed
+        };
+        self.record.error = error;
+        self.reg.store.put_run(&self.record)?;
+        self.reg.emit(&self.record);
+        Ok(self.record)
+    }
+}
+
+fn plugin_label(p: &Plugin) -> String {
+    format!("{}@{}", p.info().name, p.info().version)
+}
+
+impl Registry {
+    /// Use `engine` with `store`.
+    pub fn new(engine: Engine, store: Store) -> Registry {
+        Registry {
+            engine,
+            store,
+            lineage: Vec::new(),
+        }
+    }
+
+    /// Also emit every run as OpenLineage events to `sink`.
+    pub fn with_openlineage(mut self, sink: Sink) -> Registry {
+        self.lineage.push(sink);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn emit(&self, run: &RunRecord) {
+        for s in &self.lineage {
+            s.emit(run);
+        }
+    }
+
+    fn new_record(&self, kind: RunKind, transform: TransformParts, batch_size: usize) -> RunRecord {
+        RunRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            started_at: now(),
+            finished_at: None,
+            wall_ms: None,
+            status: RunStatus::Running,
+            error: None,
+            target: None,
+            transform,
+            wit_version: WIT_VERSION.into(),
+            host_version: env!("CARGO_PKG_VERSION").into(),
+            engine: EngineSettings::from(self.engine.config()),
+            batch_size,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            verifies: None,
+        }
+    }
+
+    /// Load a plugin file and register it (bytes and `describe` metadata).
+    ///
+    /// # Errors
+    /// As [`Engine::load_bytes`]; [`Error::Io`] if the file is unreadable.
+    pub fn add_plugin(&self, path: &Path) -> Result<(Plugin, PluginRecord)> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let plugin = self.engine.load_bytes(&bytes, path)?;
+        let rec = self.store.add_plugin(
+            &bytes,
+            &PluginRecord::from_info(plugin.info(), bytes.len() as u64),
+        )?;
+        Ok((plugin, rec))
+    }
+
+    /// Load a registered plugin by id (or unique prefix), bytes checked.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Store`] for tampered bytes; load errors.
+    pub fn plugin(&self, id: &str) -> Result<Plugin> {
+        let rec = self.store.plugin(id)?;
+        let bytes = self.store.plugin_bytes(&rec.id)?;
+        self.engine
+            .load_bytes(&bytes, Path::new(&format!("store:{}", &rec.id[..12])))
+    }
+
+    /// A plugin given as a file path, a transform name (its `dev` tag, else
+    /// any tag) or a plugin id prefix; with the version it came from, for names.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if it is none of these.
+    pub fn plugin_for(&self, spec: &str) -> Result<(Plugin, Option<VersionRecord>)> {
+        let path = Path::new(spec);
+        if path.exists() {
+            return Ok((self.add_plugin(path)?.0, None));
+        }
+        if let Ok(name) = self.store.name(spec) {
+            let v = name
+                .tags
+                .get("dev")
+                .or_else(|| name.tags.values().next())
+                .ok_or_else(|| Error::NotFound(format!("'{spec}' has no tagged version")))?;
+            let v = self.store.version(v)?;
+            return Ok((self.plugin(&v.plugin_id)?, Some(v)));
+        }
+        self.plugin(spec).map(|p| (p, None)).map_err(|_| {
+            Error::NotFound(format!(
+                "'{spec}' is not a plugin file, a transform name or a registered plugin id"
+            ))
+        })
+    }
+
+    /// Fit `plugin` with `params` on `inputs`, store the state, create the
+    /// version and, with a target, move `name@tag` to it. The run is recorded
+    /// (also when it fails).
+    ///
+    /// # Errors
+    /// As [`job::fit_files`]; store errors.
+    pub fn fit(
+        &self,
+        plugin: &Plugin,
+        params: &Params,
+        inputs: &[PathBuf],
+        target: Option<&FitTarget>,
+        opts: &JobOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<FitOutcome> {
+        let parts = TransformParts {
+            version_id: String::new(),
+            plugin_id: plugin.id().into(),
+            plugin: plugin_label(plugin),
+            params: params.as_str().into(),
+            state_id: None,
+        };
+        let mut record = self.new_record(RunKind::Fit, parts, opts.batch_size);
+        let tag = target.map(|t| TagRef {
+            name: t.name.clone(),
+            tag: if t.tag.is_empty() {
+                "dev".into()
+            } else {
+                t.tag.clone()
+            },
+        });
+        record.target = tag.as_ref().map(ToString::to_string);
+        let rec = Recording::begin(self, record)?;
+        let opts = JobOptions {
+            fingerprint: true,
+            ..opts.clone()
+        };
+        let result = (|| {
+            let needs_fit = plugin.needs_fit(params)?;
+            let (state, summary) = if needs_fit {
+                let (s, summary) = job::fit_files(plugin, params, inputs, &opts, progress)?;
+                (Some(s), Some(summary))
+            } else {
+                (None, None)
+            };
+            let state_id = match &state {
+                Some(s) => Some(self.store.put_state(s, plugin.id(), params)?),
+                None => None,
+            };
+            let version = self
+                .store
+                .put_version(plugin.id(), params, state_id.as_deref())?;
+            Ok((summary, version))
+        })();
+        let mut rec = rec;
+        if let Ok((summary, version)) = &result {
+            rec.record.transform.version_id = version.id.clone();
+            rec.record.transform.state_id = version.state_id.clone();
+            if let Some(s) = summary {
+                rec.record.inputs = inputs
+                    .iter()
+                    .zip(&s.input_fingerprints)
+                    .map(|(p, fp)| DatasetRecord::new(p, fp, &s.input_schema))
+                    .collect();
+            }
+        }
+        let (run, (_, version)) = rec.finish(result)?;
+        let mut tagged = None;
+        if let (Some(t), Some(tag)) = (target, &tag) {
+            self.store
+                .ensure_name(&t.name, t.description.as_deref(), t.owner.as_deref())?;
+            let reason = if t.reason.is_empty() {
+                format!("fit run {}", run.id)
+            } else {
+                t.reason.clone()
+            };
+            self.store.set_tag(tag, &version.id, "fit", &reason)?;
+            tagged = Some(tag.to_string());
+        }
+        self.store.flush()?;
+        Ok(FitOutcome {
+            run,
+            version,
+            tagged,
+        })
+    }
+
+    /// The plugin, parameters and state of a version, all checked.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Store`] for tampered bytes.
+    pub fn load_version(&self, v: &VersionRecord) -> Result<(Plugin, Params, Option<State>)> {
+        let plugin = self.plugin(&v.plugin_id)?;
+        let params = Params::from_json(&v.params)?;
+        let state = v
+            .state_id
+            .as_deref()
+            .map(|s| self.store.state(s))
+            .transpose()?;
+        Ok((plugin, params, state))
+    }
+
+    /// Register a plugin, parameters and state given as files (the
+    /// file-based `kiln run`), so that the run can be recorded and verified.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn register_parts(
+        &self,
+        plugin: &Plugin,
+        plugin_bytes: &[u8],
+        params: &Params,
+        state: Option<&State>,
+    ) -> Result<VersionRecord> {
+        self.store.add_plugin(
+            plugin_bytes,
+            &PluginRecord::from_info(plugin.info(), plugin_bytes.len() as u64),
+        )?;
+        let state_id = match state {
+            Some(s) => Some(self.store.put_state(s, plugin.id(), params)?),
+            None => None,
+        };
+        self.store
+            .put_version(plugin.id(), params, state_id.as_deref())
+    }
+
+    /// Run `version` over `inputs` into `output`, recording the run with the
+    /// fingerprints of every input and of the output.
+    ///
+    /// # Errors
+    /// As [`job::run_files`]; store errors. A failed run is recorded as failed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        version: &VersionRecord,
+        target: Option<&str>,
+        inputs: &[PathBuf],
+        output: &Path,
+        opts: &JobOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(RunRecord, job::RunSummary)> {
+        let (plugin, params, state) = self.load_version(version)?;
+        self.run_loaded(
+            RunKind::Run,
+            version,
+            (&plugin, &params, state.as_ref()),
+            target,
+            inputs,
+            output,
+            opts,
+            progress,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_loaded(
+        &self,
+        kind: RunKind,
+        version: &VersionRecord,
+        (plugin, params, state): (&Plugin, &Params, Option<&State>),
+        target: Option<&str>,
+        inputs: &[PathBuf],
+        output: &Path,
+        opts: &JobOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(RunRecord, job::RunSummary)> {
+        let parts = TransformParts {
+            version_id: version.id.clone(),
+            plugin_id: plugin.id().into(),
+            plugin: plugin_label(plugin),
+            params: params.as_str().into(),
+            state_id: version.state_id.clone(),
+        };
+        let mut record = self.new_record(kind, parts, opts.batch_size);
+        record.target = target.map(Into::into);
+        let mut rec = Recording::begin(self, record)?;
+        let opts = JobOptions {
+            fingerprint: true,
+            ..opts.clone()
+        };
+        let result = job::run_files(plugin, params, state, inputs, output, &opts, progress);
+        if let Ok(s) = &result {
+            rec.record.inputs = inputs
+                .iter()
+                .zip(&s.input_fingerprints)
+                .map(|(p, fp)| DatasetRecord::new(p, fp, &s.input_schema))
+                .collect();
+            rec.record.outputs = s
+                .output_fingerprint
+                .iter()
+                .map(|fp| DatasetRecord::new(output, fp, &s.output_schema))
+                .collect();
+        }
+        rec.finish(result)
+    }
+
+    /// Re-execute a recorded run with its pinned plugin, parameters and
+    /// state on its recorded inputs; report bit-identical, or where it differs.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown run; errors that stop the
+    /// re-execution (a missing input file, a plugin error). Differences are
+    /// reported, not returned as errors.
+    pub fn verify(&self, run_id: &str) -> Result<VerifyReport> {
+        let run = self.store.run(run_id)?;
+        if run.status != RunStatus::Ok {
+            return Err(Error::Verify {
+                run: run.id,
+                message: format!(
+                    "its status is {:?}; only successful runs can be verified",
+                    run.status
+                ),
+            });
+        }
+        let version = self.store.version(&run.transform.version_id)?;
+        let plugin = self.plugin(&version.plugin_id)?;
+        let params = Params::from_json(&version.params)?;
+        let mut differences = Vec::new();
+        let inputs: Vec<PathBuf> = run.inputs.iter().map(|d| PathBuf::from(&d.path)).collect();
+        for d in &run.inputs {
+            let fp = crate::fingerprint::fingerprint_file(Path::new(&d.path))?;
+            if fp.id != d.fingerprint {
+                differences.push(format!(
+                    "input {} changed since the run (fingerprint {} instead of {})",
+                    d.path, fp.id, d.fingerprint
+                ));
+            }
+        }
+        let opts = JobOptions {
+            batch_size: run.batch_size,
+            fingerprint: true,
+        };
+        let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let mut vrec = self.new_record(RunKind::Verify, run.transform.clone(), run.batch_size);
+        vrec.verifies = Some(run.id.clone());
+        vrec.target = run.target.clone();
+        let rec = Recording::begin(self, vrec)?;
+        let result: Result<()> = (|| {
+            match run.kind {
+                RunKind::Fit => {
+                    let (state, _) = job::fit_files(&plugin, &params, &inputs, &opts, &mut |_| {})?;
+                    if Some(state.id()) != run.transform.state_id {
+                        differences.push(format!(
+                            "refitting gives state {} instead of the recorded {}",
+                            state.id(),
+                            run.transform.state_id.as_deref().unwrap_or("(none)")
+                        ));
+                    }
+                }
+                RunKind::Run | RunKind::Verify => {
+                    let state = match &version.state_id {
+                        Some(id) => {
+                            let s = self.store.state_unchecked(id)?;
+                            if &s.id() != id {
+                                differences.push(format!(
+                                    "stored state bytes hash to {} but the version pins state {id}: the state was swapped or corrupted",
+                                    s.id()
+                                ));
+                            }
+                            Some(s)
+                        }
+                        None => None,
+                    };
+                    let recorded = run.outputs.first().ok_or_else(|| {
+                        Error::NotFound(format!("run {} recorded no output", run.id))
+                    })?;
+                    let ext = Path::new(&recorded.path)
+                        .extension()
+                        .map(|e| e.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "parquet".into());
+                    let out = tmp.path().join(format!("verify.{ext}"));
+                    let summary = job::run_files(
+                        &plugin,
+                        &params,
+                        state.as_ref(),
+                        &inputs,
+                        &out,
+                        &opts,
+                        &mut |_| {},
+                    )?;
+                    let fp = summary.output_fingerprint.expect("fingerprinting was on");
+                    if fp.id != recorded.fingerprint {
+                        let detail = first_difference(
+                            Path::new(&recorded.path),
+                            &recorded.fingerprint,
+                            &out,
+                        )
+                        .unwrap_or_else(|e| {
+                            format!("(cannot compare with the recorded file: {e})")
+                        });
+                        differences.push(format!(
+                            "output differs: fingerprint {} instead of the recorded {}; {detail}",
+                            fp.id, recorded.fingerprint
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        })();
+        let error = match result {
+            Err(e) => Some(e.to_string()),
+            Ok(()) if differences.is_empty() => None,
+            Ok(()) => Some(format!("not reproduced: {}", differences.join("; "))),
+        };
+        let identical = error.is_none();
+        let failed = error.clone();
+        let verify_run = rec.end(error)?.id;
+        if let (Some(e), true) = (failed, differences.is_empty()) {
+            // The re-execution itself failed (e.g. a missing input file).
+            return Err(Error::Verify {
+                run: run.id,
+                message: e,
+            });
+        }
+        Ok(VerifyReport {
+            run: run.id,
+            verify_run,
+            identical,
+            differences,
+        })
+    }
+
+    /// Trace a data file back through the runs that made it to raw inputs.
+    ///
+    /// # Errors
+    /// If the file cannot be read.
+    pub fn trace(&self, file: &Path) -> Result<TraceNode> {
+        let fp = crate::fingerprint::fingerprint_file(file)?;
+        let mut seen = BTreeSet::new();
+        self.trace_fp(&fp.id, &file.display().to_string(), &mut seen)
+    }
+
+    fn trace_fp(&self, fp: &str, path: &str, seen: &mut BTreeSet<String>) -> Result<TraceNode> {
+        let producer = self.store.runs_producing(fp)?.into_iter().next();
+        let produced_by = match producer {
+            Some(run) if seen.insert(run.id.clone()) => {
+                let inputs = run
+                    .inputs
+                    .iter()
+                    .map(|d| self.trace_fp(&d.fingerprint, &d.path, seen))
+                    .collect::<Result<Vec<_>>>()?;
+                Some(TraceRun {
+                    run: run.id,
+                    started_at: run.started_at,
+                    target: run.target,
+                    transform: run.transform,
+                    inputs,
+                })
+            }
+            _ => None,
+        };
+        Ok(TraceNode {
+            fingerprint: fp.into(),
+            path: path.into(),
+            produced_by,
+        })
+    }
+
+    /// The lineage graph of every recorded successful run, in Graphviz
+    /// `dot` or `mermaid` syntax: dataset → run → dataset (or → state for fits).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown format; store errors.
+    pub fn graph(&self, format: &str, name: Option<&str>) -> Result<String> {
+        let runs: Vec<RunRecord> = self
+            .store
+            .runs()?
+            .into_iter()
+            .filter(|r| r.status == RunStatus::Ok && r.kind != RunKind::Verify)
+            .filter(|r| match name {
+                Some(n) => r
+                    .target
+                    .as_deref()
+                    .is_some_and(|t| t.split('@').next() == Some(n)),
+                None => true,
+            })
+            .collect();
+        let short = |s: &str| {
+            s.trim_start_matches("fp1:")
+                .chars()
+                .take(10)
+                .collect::<String>()
+        };
+        let file_name = |p: &str| {
+            Path::new(p)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.into())
+        };
+        let mut edges = Vec::new();
+        let mut nodes = std::collections::BTreeMap::new();
+        for r in &runs {
+            let rn = format!("r_{}", r.id.replace('-', ""));
+            let label = format!(
+                "{} {}{}",
+                match r.kind {
+                    RunKind::Fit => "fit",
+                    _ => "run",
+                },
+                r.transform.plugin,
+                r.target
+                    .as_deref()
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default()
+            );
+            nodes.insert(rn.clone(), (label, "run"));
+            for d in &r.inputs {
+                let dn = format!("d_{}", short(&d.fingerprint));
+                nodes.insert(
+                    dn.clone(),
+                    (
+                        format!("{} {}", file_name(&d.path), short(&d.fingerprint)),
+                        "data",
+                    ),
+                );
+                edges.push((dn, rn.clone()));
+            }
+            for d in &r.outputs {
+                let dn = format!("d_{}", short(&d.fingerprint));
+                nodes.insert(
+                    dn.clone(),
+                    (
+                        format!("{} {}", file_name(&d.path), short(&d.fingerprint)),
+                        "data",
+                    ),
+                );
+                edges.push((rn.clone(), dn));
+            }
+            if r.kind == RunKind::Fit {
+                if let Some(s) = &r.transform.state_id {
+                    let sn = format!("s_{}", &s[..10.min(s.len())]);
+                    nodes.insert(
+                        sn.clone(),
+                        (format!("state {}", &s[..10.min(s.len())]), "state"),
+                    );
+                    edges.push((rn.clone(), sn));
+                }
+            }
+        }
+        let esc = |s: &str| s.replace('"', "'");
+        let mut out = String::new();
+        match format {
+            "dot" => {
+                out.push_str("digraph kiln {\n  rankdir=LR;\n");
+                for (id, (label, kind)) in &nodes {
+                    let shape = match *kind {
+                        "run" => "box",
+                        "state" => "note",
+                        _ => "ellipse",
+                    };
+                    out.push_str(&format!(
+                        "  {id} [label=\"{}\", shape={shape}];\n",
+                        esc(label)
+                    ));
+                }
+                for (a, b) in &edges {
+                    out.push_str(&format!("  {a} -> {b};\n"));
+                }
+                out.push_str("}\n");
+            }
+            "mermaid" => {
+                out.push_str("flowchart LR\n");
+                for (id, (label, kind)) in &nodes {
+                    let (l, r) = match *kind {
+                        "run" => ("[", "]"),
+                        "state" => ("[/", "/]"),
+                        _ => ("([", "])"),
+                    };
+                    out.push_str(&format!("  {id}{l}\"{}\"{r}\n", esc(label)));
+                }
+                for (a, b) in &edges {
+                    out.push_str(&format!("  {a} --> {b}\n"));
+                }
+            }
+            other => {
+                return Err(Error::NotFound(format!(
+                    "unknown graph format '{other}': use dot or mermaid"
+                )))
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write `name@tag` as a self-contained `.kiln` bundle.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Store`] for tampered bytes; write errors.
+    pub fn export(&self, tag: &TagRef, path: &Path) -> Result<BundleManifest> {
+        let v = self.store.resolve(&tag.to_string())?;
+        let plugin = self.store.plugin(&v.plugin_id)?;
+        let bytes = self.store.plugin_bytes(&v.plugin_id)?;
+        let state = v
+            .state_id
+            .as_deref()
+            .map(|s| self.store.state(s))
+            .transpose()?;
+        let bundle = Bundle::new(
+            BundleManifest {
+                kind: String::new(),
+                format: 0,
+                name: tag.name.clone(),
+                tag: tag.tag.clone(),
+                version_id: String::new(),
+                plugin_id: String::new(),
+                plugin: format!("{}@{}", plugin.name, plugin.version),
+                params: v.params.clone(),
+                state_id: None,
+                wit_version: plugin.wit_version,
+                exported_by: env!("CARGO_PKG_VERSION").into(),
+                exported_at: now(),
+            },
+            bytes,
+            state,
+        );
+        debug_assert_eq!(bundle.manifest.version_id, v.id);
+        bundle.write(path)?;
+        Ok(bundle.manifest)
+    }
+}
+
+/// Where two files first differ, as "column 'c', row r: a vs b". The
+/// recorded file must still have its recorded fingerprint.
+fn first_difference(recorded: &Path, recorded_fp: &str, new: &Path) -> Result<String> {
+    let now_fp = crate::fingerprint::fingerprint_file(recorded)?;
+    if now_fp.id != recorded_fp {
+        return Ok(format!(
+            "the recorded output {} has changed since, so the rows cannot be compared",
+            recorded.display()
+        ));
+    }
+    let opts = ReadOptions { batch_size: 8192 };
+    let a: Vec<RecordBatch> = io::open(recorded, &opts)?.collect::<Result<_>>()?;
+    let b: Vec<RecordBatch> = io::open(new, &opts)?.collect::<Result<_>>()?;
+    let a = arrow::compute::concat_batches(&a[0].schema(), &a)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let b = arrow::compute::concat_batches(&b[0].schema(), &b)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    if a.schema().fields() != b.schema().fields() {
+        return Ok(format!(
+            "the schema differs: {:?} vs {:?}",
+            a.schema(),
+            b.schema()
+        ));
+    }
+    if a.num_rows() != b.num_rows() {
+        return Ok(format!("{} rows instead of {}", b.num_rows(), a.num_rows()));
+    }
+    for (c, field) in a.schema().fields().iter().enumerate() {
+        let (x, y) = (a.column(c), b.column(c));
+        if x.to_data() == y.to_data() {
+            continue;
+        }
+        for row in 0..a.num_rows() {
+            if x.slice(row, 1).to_data() != y.slice(row, 1).to_data() {
+                let show = |arr: &dyn Array| {
+                    arrow::util::display::array_value_to_string(arr, row).unwrap_or_default()
+                };
+                return Ok(format!(
+                    "first difference in column '{}', row {row}: recorded {} vs now {}",
+                    field.name(),
+                    show(x.as_ref()),
+                    show(y.as_ref())
+                ));
+            }
+        }
+    }
+    Ok("the values are equal but the fingerprints differ (file types differ?)".into())
+}
