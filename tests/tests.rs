@@ -11,6 +11,7 @@ mod determinism;
 mod engine;
 mod large;
 mod plugins;
+mod registry;
 mod roundtrip;
 mod sandbox;
 mod soak;

@@ -288,3 +288,16 @@ pub struct RunRecord {
     /// For a verify: the run verified.
     pub verifies: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recorded_wasmtime_version_matches_the_workspace_pin() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let pin = format!(
+            "wasmtime = {{ version = \"{}\"",
+            crate::engine::WASMTIME_VERSION
+        );
+        assert!(manifest.contains(&pin), "update WASMTIME_VERSION: {pin}");
+    }
+}
