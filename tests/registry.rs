@@ -150,6 +150,15 @@ fn fit_promote_refit_promote_rollback_reproduces_the_first_output() {
         "after rollback scaler@prod reproduces the first run byte for byte"
     );
 
+    // A tag by version prefix; gc keeps everything a tag ever pointed at.
+    let staged = f.k(&["tag", "scaler@staging", &v2[..10], "--reason", "canary"]);
+    assert_eq!(staged["to"], v2.as_str());
+    let gc = f.k(&["gc", "--keep-days", "0"]);
+    assert_eq!(gc["applied"], false);
+    for kind in ["runs", "versions", "states", "plugins"] {
+        assert_eq!(gc[kind].as_array().unwrap().len(), 0, "{kind}: {gc}");
+    }
+
     // Every recorded fit and run verifies.
     let runs = f.k(&["lineage", "log"]);
     let runs = runs.as_array().unwrap();
@@ -171,13 +180,13 @@ fn fit_promote_refit_promote_rollback_reproduces_the_first_output() {
     // Unknown tag: a clear error listing what exists, nothing written.
     let e = f.k_err(&[
         "run",
-        "scaler@staging",
+        "scaler@qa",
         "--input",
         s(&f.a),
         "--output",
         &f.p("x.parquet"),
     ]);
-    assert!(e.contains("no tag 'staging'") && e.contains("prod"), "{e}");
+    assert!(e.contains("no tag 'qa'") && e.contains("prod"), "{e}");
     assert!(!f.dir.join("x.parquet").exists());
 }
 
