@@ -24,6 +24,8 @@
 //!   resolution, lineage trace and graph, export of [`Bundle`]s.
 //! - [`Bundle`]: a pinned version as one self-checking `.kiln` file.
 //! - [`openlineage`]: runs as OpenLineage events (file or HTTP).
+//! - [`quality`]: data contracts, column profiles, drift (PSI, Jensen–Shannon,
+//!   Kolmogorov–Smirnov, L∞) and the HTML drift report.
 //! - [`Error`]: one error type naming the plugin, file, column or row.
 //!
 //! ```no_run
@@ -55,6 +57,7 @@ pub mod job;
 pub mod openlineage;
 mod params;
 mod plugin;
+pub mod quality;
 mod registry;
 mod sandbox;
 pub mod store;
