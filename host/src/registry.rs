@@ -313,6 +313,11 @@ impl Registry {
             }
         }
         let (run, (_, version)) = rec.finish(result)?;
+        // The training profile, for `kiln drift` (histogram edges frozen here).
+        if !inputs.is_empty() {
+            let profile = crate::quality::profile_files(inputs, None)?;
+            self.store.put_profile(&version.id, &profile)?;
+        }
         let mut tagged = None;
         if let (Some(t), Some(tag)) = (target, &tag) {
             self.store

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 error, 2 usage error.
 
 mod demo;
+mod quality;
 mod registry;
 
 use std::io::IsTerminal;
@@ -209,6 +210,47 @@ enum Command {
     /// Store maintenance.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Profile data files: count, nulls, min/max, mean/std, quantiles,
+    /// histogram, top categories per column.
+    Profile {
+        /// Files read in order as one table.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Check a data file against a contract (JSON: per column type,
+    /// nullable, max_null_fraction, min, max, allowed, unique, severity).
+    /// Exits 1 if a rule with severity `fail` is broken.
+    Check {
+        /// The data file.
+        input: PathBuf,
+        /// The contract file.
+        #[arg(long, value_name = "FILE")]
+        contract: PathBuf,
+    },
+    /// Compare live data with a training profile per feature (PSI,
+    /// Jensen–Shannon, Kolmogorov–Smirnov, L∞). Exit code: 0 pass, 3 warn, 4 fail.
+    ///
+    /// BASELINE is NAME@TAG or a version id (the profile kept at fit time),
+    /// a profile JSON from `kiln profile --json`, or a data file.
+    Drift {
+        /// NAME@TAG, version id, profile .json or data file.
+        baseline: String,
+        /// Live data files.
+        #[arg(short, long = "input", value_name = "FILE", required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
+        /// Also write a self-contained HTML report with per-feature histograms.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// PSI at which a feature warns.
+        #[arg(long, default_value_t = 0.1)]
+        warn: f64,
+        /// PSI at which a feature fails.
+        #[arg(long, default_value_t = 0.25)]
+        fail: f64,
+        /// Per-feature PSI thresholds, COLUMN=WARN:FAIL (repeatable).
+        #[arg(long, value_name = "COL=W:F")]
+        threshold: Vec<String>,
+    },
     /// Run the built-in example: fit and apply the bundled plugins to the
     /// bundled customer table and print the features.
     Demo {
@@ -288,10 +330,18 @@ fn main() -> ExitCode {
         .init();
     match try_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<quality::Exit>() {
+            Some(quality::Exit(code, msg)) => {
+                if !msg.is_empty() {
+                    eprintln!("{msg}");
+                }
+                ExitCode::from(*code)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -378,6 +428,25 @@ fn try_main(cli: Cli) -> Result<()> {
             registry::export(&engine, &cli.store, &tag, &output, json)
         }
         Command::Store(cmd) => registry::store_cmd(&engine, &cli.store, &cmd, json),
+        Command::Profile { inputs } => quality::profile(&inputs, json),
+        Command::Check { input, contract } => quality::check(&input, &contract, json),
+        Command::Drift {
+            baseline,
+            inputs,
+            html,
+            warn,
+            fail,
+            threshold,
+        } => quality::drift(
+            &engine,
+            &cli.store,
+            &baseline,
+            &inputs,
+            html.as_deref(),
+            kiln_host::quality::Thresholds { warn, fail },
+            &threshold,
+            json,
+        ),
         Command::Demo { dir } => demo::run(&engine, dir.as_deref(), json),
     }
 }

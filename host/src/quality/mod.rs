@@ -13,7 +13,7 @@ pub use drift::{
     Thresholds, PSI_EPSILON,
 };
 pub use profile::{
-    profile_file, CategoricalProfile, ColumnProfile, Histogram, NumericProfile, Profile,
-    DEFAULT_BINS, QUANTILES, TOP_CATEGORIES,
+    profile_file, profile_files, CategoricalProfile, ColumnProfile, Histogram, NumericProfile,
+    Profile, DEFAULT_BINS, QUANTILES, TOP_CATEGORIES,
 };
 pub use report::drift_html;

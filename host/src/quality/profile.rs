@@ -10,7 +10,7 @@
 //! the exact value.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
@@ -180,6 +180,10 @@ fn kind(t: &DataType) -> Kind {
         T::Float16 | T::Float32 | T::Float64 | T::Decimal128(..) | T::Decimal256(..) => {
             Kind::Numeric
         }
+        // Dates and times count as numbers (days, or units since the epoch).
+        T::Date32 | T::Date64 | T::Timestamp(..) | T::Time32(_) | T::Time64(_) | T::Duration(_) => {
+            Kind::Numeric
+        }
         T::Utf8 | T::LargeUtf8 | T::Utf8View | T::Boolean => Kind::Categorical,
         T::Dictionary(_, v) if matches!(kind(v), Kind::Categorical) => Kind::Categorical,
         _ => Kind::Other,
@@ -187,8 +191,12 @@ fn kind(t: &DataType) -> Kind {
 }
 
 fn as_f64(a: &ArrayRef) -> Result<ArrayRef> {
-    arrow::compute::cast(a, &DataType::Float64)
-        .map_err(|e| Error::Internal(format!("profile: {e}")))
+    let err = |e: arrow::error::ArrowError| Error::Internal(format!("profile: {e}"));
+    if a.data_type().is_temporal() {
+        let ints = arrow::compute::cast(a, &DataType::Int64).map_err(err)?;
+        return arrow::compute::cast(&ints, &DataType::Float64).map_err(err);
+    }
+    arrow::compute::cast(a, &DataType::Float64).map_err(err)
 }
 
 fn as_utf8(a: &ArrayRef) -> Result<ArrayRef> {
@@ -269,8 +277,16 @@ impl Pass1 {
 /// # Errors
 /// As [`io::open`], and any error while reading.
 pub fn profile_file(path: &Path, baseline: Option<&Profile>) -> Result<Profile> {
+    profile_files(&[path.to_path_buf()], baseline)
+}
+
+/// Profile several files read in order as one table (see [`profile_file`]).
+///
+/// # Errors
+/// As [`io::open_many`], and any error while reading.
+pub fn profile_files(paths: &[PathBuf], baseline: Option<&Profile>) -> Result<Profile> {
     let opts = ReadOptions::default();
-    let reader = io::open(path, &opts)?;
+    let reader = io::open_many(paths, &opts)?;
     let schema = reader.schema();
     let mut pass1: Vec<Pass1> = schema.fields().iter().map(|_| Pass1::new()).collect();
     let mut rows = 0u64;
@@ -301,7 +317,7 @@ pub fn profile_file(path: &Path, baseline: Option<&Profile>) -> Result<Profile> 
         })
         .collect();
     if hists.iter().any(Option::is_some) {
-        for batch in io::open(path, &opts)? {
+        for batch in io::open_many(paths, &opts)? {
             let batch: RecordBatch = batch?;
             for (h, col) in hists.iter_mut().zip(batch.columns()) {
                 if let Some((coarse, fine)) = h {

@@ -10,7 +10,8 @@
 //!
 //! Key space (one ordered space, so one commit can span kinds):
 //! `meta/format`, `blob/<sha256>`, `plugin/<id>`, `state/<id>`,
-//! `version/<id>`, `name/<name>`, `run/<uuid7>`, `produced/<fp>/<run>`.
+//! `version/<id>`, `profile/<version>`, `name/<name>`, `run/<uuid7>`,
+//! `produced/<fp>/<run>`.
 
 mod lock;
 mod records;
@@ -389,6 +390,25 @@ impl Store {
     pub fn overwrite_blob_for_test(&self, id: &str, bytes: &[u8]) -> Result<()> {
         self.db
             .commit(vec![Op::Put(key("blob", id), bytes.to_vec())])
+    }
+
+    // ---- training profiles -------------------------------------------------
+
+    /// Keep the profile of the data a version was fitted on.
+    ///
+    /// # Errors
+    /// [`Error::Store`] on a database error.
+    pub fn put_profile(&self, version_id: &str, profile: &crate::quality::Profile) -> Result<()> {
+        self.db
+            .commit(vec![Self::put_json("profile", version_id, profile)])
+    }
+
+    /// The training profile of a version, if its fit recorded one.
+    ///
+    /// # Errors
+    /// [`Error::Store`] on a database error or an unreadable record.
+    pub fn profile(&self, version_id: &str) -> Result<Option<crate::quality::Profile>> {
+        self.get_json("profile", version_id)
     }
 
     // ---- versions --------------------------------------------------------
