@@ -221,6 +221,24 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// Data broke a contract; nothing was written.
+    #[error("{} breaks the {stage} contract; nothing was written:\n  {}", path.display(), violations.join("\n  "))]
+    Contract {
+        /// The file checked.
+        path: PathBuf,
+        /// `input` or `output`.
+        stage: String,
+        /// Each violation: column, rule, observed value, example rows.
+        violations: Vec<String>,
+    },
+    /// A promotion gate refused the candidate.
+    #[error("promotion refused: gate '{gate}' failed: {message}")]
+    Gate {
+        /// `contracts`, `golden` or `drift`.
+        gate: String,
+        /// What failed.
+        message: String,
+    },
     /// A Kiln bug: please report it.
     #[error("internal error (a bug in kiln): {0}")]
     Internal(String),

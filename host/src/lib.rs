@@ -24,6 +24,8 @@
 //!   resolution, lineage trace and graph, export of [`Bundle`]s.
 //! - [`Bundle`]: a pinned version as one self-checking `.kiln` file.
 //! - [`openlineage`]: runs as OpenLineage events (file or HTTP).
+//! - [`pipeline`]: declarative feature pipelines (a TOML file: feature set,
+//!   steps, contracts, gates) and [`pipeline::Pipeline`] to apply one.
 //! - [`quality`]: data contracts, column profiles, drift (PSI, Jensen–Shannon,
 //!   Kolmogorov–Smirnov, L∞) and the HTML drift report.
 //! - [`Error`]: one error type naming the plugin, file, column or row.
@@ -56,6 +58,7 @@ pub mod io;
 pub mod job;
 pub mod openlineage;
 mod params;
+pub mod pipeline;
 mod plugin;
 pub mod quality;
 mod registry;
@@ -65,7 +68,9 @@ mod wire;
 
 pub use bundle::{Bundle, BundleManifest, BUNDLE_FORMAT};
 pub use fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
-pub use registry::{FitOutcome, FitTarget, Registry, TraceNode, TraceRun, VerifyReport};
+pub use registry::{
+    FitOutcome, FitTarget, PipelineFit, PipelineRun, Registry, TraceNode, TraceRun, VerifyReport,
+};
 pub use store::Store;
 
 pub use engine::{plugin_id, Engine, EngineConfig};

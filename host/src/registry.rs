@@ -14,9 +14,11 @@ use crate::bundle::{Bundle, BundleManifest};
 use crate::io::{self, ReadOptions};
 use crate::job::{self, JobOptions};
 use crate::openlineage::Sink;
+use crate::pipeline::{Gates, Pipeline, PipelineSpec};
+use crate::quality::{self, Contract, Severity};
 use crate::store::{
-    now, DatasetRecord, EngineSettings, PluginRecord, RunKind, RunRecord, RunStatus, Store, TagRef,
-    TransformParts, VersionRecord,
+    now, pipeline_id, DatasetRecord, EngineSettings, PipelineRecord, PluginRecord, Resolved,
+    RunKind, RunRecord, RunStatus, Store, TagMove, TagRef, TransformParts, VersionRecord,
 };
 use crate::{Engine, Error, Params, Plugin, Result, State, WIT_VERSION};
 
@@ -818,4 +820,359 @@ fn first_difference(recorded: &Path, recorded_fp: &str, new: &Path) -> Result<St
         }
     }
     Ok("the values are equal but the fingerprints differ (file types differ?)".into())
+}
+
+/// What a pipeline fit produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineFit {
+    /// The registered pipeline version.
+    pub pipeline: PipelineRecord,
+    /// The fit run of each step.
+    pub fits: Vec<RunRecord>,
+    /// `name@tag` moved to it, if any.
+    pub tagged: Option<String>,
+}
+
+/// What a pipeline run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineRun {
+    /// The run of each step (the last one wrote the output).
+    pub runs: Vec<RunRecord>,
+    /// Rows read.
+    pub rows_in: u64,
+    /// Rows written.
+    pub rows_out: u64,
+}
+
+fn check_contract(path: &Path, contract: Option<&Contract>, stage: &str) -> Result<()> {
+    let Some(c) = contract else { return Ok(()) };
+    let report = quality::check_file(path, c)?;
+    for v in report
+        .violations
+        .iter()
+        .filter(|v| v.severity == Severity::Warn)
+    {
+        tracing::warn!("{} ({stage} contract): {v}", path.display());
+    }
+    if report.passed {
+        return Ok(());
+    }
+    Err(Error::Contract {
+        path: path.to_path_buf(),
+        stage: stage.into(),
+        violations: report
+            .violations
+            .iter()
+            .filter(|v| v.severity == Severity::Fail)
+            .map(ToString::to_string)
+            .collect(),
+    })
+}
+
+impl Registry {
+    /// The plugin of a pipeline step, and default parameters for `NAME@TAG` steps.
+    fn step_plugin(&self, spec: &str) -> Result<(Plugin, Option<Params>)> {
+        if spec.ends_with(".wasm") {
+            return Ok((self.add_plugin(Path::new(spec))?.0, None));
+        }
+        if spec.contains('@') {
+            let v = self.store.resolve(spec)?;
+            return Ok((
+                self.plugin(&v.plugin_id)?,
+                Some(Params::from_json(&v.params)?),
+            ));
+        }
+        Ok((self.plugin(spec)?, None))
+    }
+
+    /// Fit a pipeline: check the input contract, fit every step in order on
+    /// the previous steps' output, register the pipeline with each step
+    /// pinned, keep the inputs' profile, and with a target move `name@tag`.
+    ///
+    /// # Errors
+    /// [`Error::Contract`] if an input breaks the input contract (nothing is
+    /// fitted); as [`Registry::fit`] for each step.
+    pub fn fit_pipeline(
+        &self,
+        spec: &PipelineSpec,
+        inputs: &[PathBuf],
+        target: Option<&FitTarget>,
+        opts: &JobOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<PipelineFit> {
+        for i in inputs {
+            check_contract(i, spec.contracts.input.as_ref(), "input")?;
+        }
+        let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let mut current = inputs.to_vec();
+        let mut steps = Vec::new();
+        let mut fits = Vec::new();
+        for (i, step) in spec.steps.iter().enumerate() {
+            let (plugin, default) = self.step_plugin(&step.plugin)?;
+            let params = spec
+                .step_params(i)?
+                .or(default)
+                .unwrap_or_else(Params::empty);
+            let fit = self.fit(&plugin, &params, &current, None, opts, progress)?;
+            if i + 1 < spec.steps.len() {
+                let out = tmp.path().join(format!("step{i}.arrow"));
+                self.run(&fit.version, None, &current, &out, opts, progress)?;
+                current = vec![out];
+            }
+            steps.push(fit.version.id.clone());
+            fits.push(fit.run);
+        }
+        let rec = PipelineRecord {
+            id: pipeline_id(&steps, spec),
+            steps,
+            spec: spec.clone(),
+            created_at: now(),
+        };
+        self.store.put_pipeline(&rec)?;
+        if !inputs.is_empty() {
+            self.store
+                .put_profile(&rec.id, &quality::profile_files(inputs, None)?)?;
+        }
+        let mut tagged = None;
+        if let Some(t) = target {
+            let name = if t.name.is_empty() {
+                &spec.feature_set.name
+            } else {
+                &t.name
+            };
+            let tag = TagRef {
+                name: name.clone(),
+                tag: if t.tag.is_empty() {
+                    "dev".into()
+                } else {
+                    t.tag.clone()
+                },
+            };
+            self.store.ensure_name(
+                name,
+                Some(
+                    t.description
+                        .as_deref()
+                        .unwrap_or(&spec.feature_set.description),
+                ),
+                Some(t.owner.as_deref().unwrap_or(&spec.feature_set.owner)),
+            )?;
+            let reason = if t.reason.is_empty() {
+                "pipeline fit".into()
+            } else {
+                t.reason.clone()
+            };
+            self.store.set_tag(&tag, &rec.id, "fit", &reason)?;
+            tagged = Some(tag.to_string());
+        }
+        self.store.flush()?;
+        Ok(PipelineFit {
+            pipeline: rec,
+            fits,
+            tagged,
+        })
+    }
+
+    /// Load a pipeline version for embedding: every step's plugin,
+    /// parameters and state, checked.
+    ///
+    /// # Errors
+    /// As [`Registry::load_version`] for each step.
+    pub fn load_pipeline(&self, rec: &PipelineRecord) -> Result<Pipeline> {
+        let steps = rec
+            .steps
+            .iter()
+            .map(|s| self.load_version(&self.store.version(s)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Pipeline::new(steps))
+    }
+
+    /// Run a pipeline version: the input contract on every input, each step
+    /// in order (each a recorded run), the output contract on the result;
+    /// `output` is written only if all of that passed.
+    ///
+    /// # Errors
+    /// [`Error::Contract`] (nothing written); as [`Registry::run`] per step.
+    pub fn run_pipeline(
+        &self,
+        rec: &PipelineRecord,
+        target: Option<&str>,
+        inputs: &[PathBuf],
+        output: &Path,
+        opts: &JobOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<PipelineRun> {
+        io::Format::from_path(output)?;
+        for i in inputs {
+            check_contract(i, rec.spec.contracts.input.as_ref(), "input")?;
+        }
+        let dir = match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".kiln-pipeline-")
+            .tempdir_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        let ext = output
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut current = inputs.to_vec();
+        let mut runs = Vec::new();
+        let (mut rows_in, mut rows_out) = (0, 0);
+        for (i, step) in rec.steps.iter().enumerate() {
+            let version = self.store.version(step)?;
+            let last = i + 1 == rec.steps.len();
+            let out = if last {
+                tmp.path().join(format!("output.{ext}"))
+            } else {
+                tmp.path().join(format!("step{i}.arrow"))
+            };
+            let (run, summary) = self.run(&version, target, &current, &out, opts, progress)?;
+            if i == 0 {
+                rows_in = summary.rows_in;
+            }
+            rows_out = summary.rows_out;
+            runs.push(run);
+            current = vec![out];
+        }
+        let produced = &current[0];
+        let mut last = runs.pop().expect("a pipeline has at least one step");
+        if let Err(e) = check_contract(produced, rec.spec.contracts.output.as_ref(), "output") {
+            last.status = RunStatus::Failed;
+            last.error = Some(e.to_string().replace(
+                &produced.display().to_string(),
+                &output.display().to_string(),
+            ));
+            self.store.put_run(&last)?;
+            return Err(match e {
+                Error::Contract {
+                    violations, stage, ..
+                } => Error::Contract {
+                    path: output.to_path_buf(),
+                    stage,
+                    violations,
+                },
+                other => other,
+            });
+        }
+        std::fs::rename(produced, output).map_err(|e| Error::io(output, e))?;
+        for o in &mut last.outputs {
+            o.path = std::path::absolute(output)
+                .unwrap_or_else(|_| output.to_path_buf())
+                .display()
+                .to_string();
+        }
+        self.store.put_run(&last)?;
+        runs.push(last);
+        Ok(PipelineRun {
+            runs,
+            rows_in,
+            rows_out,
+        })
+    }
+
+    /// Move `name@to` to where `name@from` points, after the candidate passes
+    /// the gates of its pipeline file (contracts on the gate dataset, the
+    /// golden output, drift against the current `name@to` on the dataset).
+    /// Single transforms have no gates.
+    ///
+    /// # Errors
+    /// [`Error::Gate`] naming the gate that failed; [`Error::NotFound`].
+    pub fn promote(&self, name: &str, from: &str, to: &str, reason: &str) -> Result<TagMove> {
+        let candidate = self.store.resolve_any(&format!("{name}@{from}"))?;
+        if let Resolved::Pipeline(p) = &candidate {
+            if let Some(g) = &p.spec.gates {
+                self.check_gates(name, to, p, g)?;
+            }
+        }
+        let mv = self.store.promote(name, from, to, reason)?;
+        self.store.flush()?;
+        Ok(mv)
+    }
+
+    fn check_gates(&self, name: &str, to: &str, cand: &PipelineRecord, g: &Gates) -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let opts = JobOptions::default();
+        let gate = |gate: &str, e: Error| Error::Gate {
+            gate: gate.into(),
+            message: e.to_string(),
+        };
+        if let Some(data) = &g.dataset {
+            let out = tmp.path().join("candidate.arrow");
+            self.run_pipeline(
+                cand,
+                None,
+                std::slice::from_ref(data),
+                &out,
+                &opts,
+                &mut |_| {},
+            )
+            .map_err(|e| gate("contracts", e))?;
+            if let (Some(max), Ok(Resolved::Pipeline(current))) =
+                (g.max_psi, self.store.resolve_any(&format!("{name}@{to}")))
+            {
+                let cur = tmp.path().join("current.arrow");
+                self.run_pipeline(
+                    &current,
+                    None,
+                    std::slice::from_ref(data),
+                    &cur,
+                    &opts,
+                    &mut |_| {},
+                )
+                .map_err(|e| gate("drift", e))?;
+                let base = quality::profile_file(&cur, None)?;
+                let live = quality::profile_file(&out, Some(&base))?;
+                let t = quality::Thresholds {
+                    warn: max,
+                    fail: max,
+                };
+                let report = quality::drift(&base, &live, t, &|_| None);
+                let bad: Vec<String> = report
+                    .features
+                    .iter()
+                    .filter(|f| f.psi > max)
+                    .map(|f| format!("{} PSI {:.4} > {max}", f.name, f.psi))
+                    .collect();
+                if !bad.is_empty() {
+                    return Err(Error::Gate {
+                        gate: "drift".into(),
+                        message: format!(
+                            "against {name}@{to} on {}: {}",
+                            data.display(),
+                            bad.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        if let (Some(input), Some(golden)) = (&g.golden_input, &g.golden_output) {
+            let ext = golden
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let out = tmp.path().join(format!("golden.{ext}"));
+            self.run_pipeline(
+                cand,
+                None,
+                std::slice::from_ref(input),
+                &out,
+                &opts,
+                &mut |_| {},
+            )
+            .map_err(|e| gate("golden", e))?;
+            let want = crate::fingerprint::fingerprint_file(golden)?;
+            let got = crate::fingerprint::fingerprint_file(&out)?;
+            if want.id != got.id {
+                let detail = first_difference(golden, &want.id, &out)?;
+                return Err(Error::Gate {
+                    gate: "golden".into(),
+                    message: format!("output differs from {}: {detail}", golden.display()),
+                });
+            }
+        }
+        Ok(())
+    }
 }

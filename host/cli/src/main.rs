@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 error, 2 usage error.
 
 mod demo;
+mod pipeline;
 mod quality;
 mod registry;
 
@@ -210,6 +211,9 @@ enum Command {
     /// Store maintenance.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Declarative pipelines: fit, run and show a kiln.toml feature set.
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
     /// Profile data files: count, nulls, min/max, mean/std, quantiles,
     /// histogram, top categories per column.
     Profile {
@@ -261,13 +265,13 @@ enum Command {
 }
 
 #[derive(Args)]
-struct DataArgs {
+pub(crate) struct DataArgs {
     /// Input files, read in order as one table (same schema).
     #[arg(short, long = "input", value_name = "FILE", required = true, num_args = 1..)]
-    inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
     /// Rows per batch sent to the plugin.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
-    batch_size: usize,
+    pub(crate) batch_size: usize,
 }
 
 #[derive(Args)]
@@ -428,6 +432,7 @@ fn try_main(cli: Cli) -> Result<()> {
             registry::export(&engine, &cli.store, &tag, &output, json)
         }
         Command::Store(cmd) => registry::store_cmd(&engine, &cli.store, &cmd, json),
+        Command::Pipeline(cmd) => pipeline::command(&engine, &cli.store, cmd, json),
         Command::Profile { inputs } => quality::profile(&inputs, json),
         Command::Check { input, contract } => quality::check(&input, &contract, json),
         Command::Drift {
@@ -695,8 +700,14 @@ fn run(
             anyhow::bail!("'{spec}' is pinned in the store: drop --params/--param/--state (or give a plugin file)");
         }
         let reg = store.open(engine, false)?;
-        let version = reg.store().resolve(spec)?;
         let target = spec.contains('@').then_some(spec);
+        let version = match reg.store().resolve_any(spec)? {
+            kiln_host::store::Resolved::Version(v) => v,
+            kiln_host::store::Resolved::Pipeline(p) => {
+                drop(pb);
+                return pipeline::run(&reg, &p, target, data, output, json);
+            }
+        };
         let (plugin, _, _) = reg.load_version(&version)?;
         let (rec, summary) =
             reg.run(&version, target, &data.inputs, output, &opts, &mut progress)?;

@@ -107,11 +107,14 @@ fn baseline(engine: &Engine, store: &StoreArgs, spec: &str) -> Result<Profile> {
         return Ok(quality::profile_file(path, None)?);
     }
     let reg = store.open(engine, false)?;
-    let v = reg.store().resolve(spec)?;
-    reg.store().profile(&v.id)?.with_context(|| {
+    let id = match reg.store().resolve_any(spec)? {
+        kiln_host::store::Resolved::Version(v) => v.id,
+        kiln_host::store::Resolved::Pipeline(p) => p.id,
+    };
+    reg.store().profile(&id)?.with_context(|| {
         format!(
-            "version {} has no training profile (fitted before profiles were kept); refit it",
-            &v.id[..12]
+            "{spec} ({}) has no training profile (fitted before profiles were kept); refit it",
+            &id[..12]
         )
     })
 }

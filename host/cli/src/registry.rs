@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use kiln_host::openlineage::Sink;
-use kiln_host::store::{OpenOptions, RunRecord, TagRef};
+use kiln_host::store::{OpenOptions, Resolved, RunRecord, TagRef};
 use kiln_host::{Engine, Registry, Store, TraceNode};
 use serde_json::json;
 
@@ -138,16 +138,20 @@ pub fn versions(engine: &Engine, store: &StoreArgs, name: Option<&str>, json: bo
             ids.push(m.to.clone());
         }
     }
-    let versions = ids
-        .iter()
-        .map(|id| s.version(id))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut versions = Vec::new();
+    let mut pipelines = Vec::new();
+    for id in &ids {
+        match s.resolve_any(id)? {
+            Resolved::Version(v) => versions.push(v),
+            Resolved::Pipeline(p) => pipelines.push(p),
+        }
+    }
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "name": rec.name, "description": rec.description, "owner": rec.owner,
-                "tags": rec.tags, "versions": versions, "history": rec.history,
+                "tags": rec.tags, "versions": versions, "pipelines": pipelines, "history": rec.history,
             }))?
         );
         return Ok(());
@@ -156,7 +160,7 @@ pub fn versions(engine: &Engine, store: &StoreArgs, name: Option<&str>, json: bo
     if !rec.owner.is_empty() {
         println!("owner: {}", rec.owner);
     }
-    println!("\nversions (oldest first):");
+    println!("\nversions and pipelines (oldest first):");
     for v in &versions {
         let tags: Vec<&str> = rec
             .tags
@@ -170,6 +174,29 @@ pub fn versions(engine: &Engine, store: &StoreArgs, name: Option<&str>, json: bo
             v.plugin_name,
             v.state_id.as_deref().map(|s| &s[..12]).unwrap_or("-"),
             v.params,
+            if tags.is_empty() {
+                String::new()
+            } else {
+                format!("<- {}", tags.join(", "))
+            }
+        );
+    }
+    for p in &pipelines {
+        let tags: Vec<&str> = rec
+            .tags
+            .iter()
+            .filter(|(_, t)| **t == p.id)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        println!(
+            "  {}  pipeline of {} steps: {}  {}",
+            &p.id[..12],
+            p.steps.len(),
+            p.steps
+                .iter()
+                .map(|s| &s[..12])
+                .collect::<Vec<_>>()
+                .join(" -> "),
             if tags.is_empty() {
                 String::new()
             } else {
@@ -236,8 +263,7 @@ pub fn promote(
     json: bool,
 ) -> Result<()> {
     let reg = store.open(engine, false)?;
-    let mv = reg.store().promote(name, from, to, reason)?;
-    reg.store().flush()?;
+    let mv = reg.promote(name, from, to, reason)?;
     print_move(
         &mv,
         &TagRef {

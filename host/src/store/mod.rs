@@ -10,7 +10,7 @@
 //!
 //! Key space (one ordered space, so one commit can span kinds):
 //! `meta/format`, `blob/<sha256>`, `plugin/<id>`, `state/<id>`,
-//! `version/<id>`, `profile/<version>`, `name/<name>`, `run/<uuid7>`,
+//! `version/<id>`, `pipeline/<id>`, `profile/<version>`, `name/<name>`, `run/<uuid7>`,
 //! `produced/<fp>/<run>`.
 
 mod lock;
@@ -25,8 +25,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use records::{
-    version_id, DatasetRecord, EngineSettings, FieldRecord, NameRecord, PluginRecord, RunKind,
-    RunRecord, RunStatus, StateRecord, TagMove, TransformParts, VersionRecord,
+    pipeline_id, version_id, DatasetRecord, EngineSettings, FieldRecord, NameRecord,
+    PipelineRecord, PluginRecord, RunKind, RunRecord, RunStatus, StateRecord, TagMove,
+    TransformParts, VersionRecord,
 };
 use storage::{Op, Storage};
 
@@ -95,6 +96,15 @@ impl std::fmt::Display for TagRef {
     }
 }
 
+/// What `name@tag` or an id points at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    /// A transform version.
+    Version(VersionRecord),
+    /// A pipeline version.
+    Pipeline(PipelineRecord),
+}
+
 /// What [`Store::check`] found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
@@ -115,6 +125,8 @@ pub struct GcReport {
     pub runs: Vec<String>,
     /// Version ids.
     pub versions: Vec<String>,
+    /// Pipeline ids.
+    pub pipelines: Vec<String>,
     /// State ids.
     pub states: Vec<String>,
     /// Plugin ids.
@@ -460,10 +472,70 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] naming what is missing and what exists.
     pub fn resolve(&self, spec: &str) -> Result<VersionRecord> {
-        if spec.contains('@') {
+        match self.resolve_any(spec)? {
+            Resolved::Version(v) => Ok(v),
+            Resolved::Pipeline(p) => Err(Error::NotFound(format!(
+                "{spec} is pipeline {}; use `kiln pipeline run`",
+                &p.id[..12]
+            ))),
+        }
+    }
+
+    /// All versions.
+    ///
+    /// # Errors
+    /// [`Error::Store`] on a database error.
+    pub fn versions(&self) -> Result<Vec<VersionRecord>> {
+        self.scan_json("version")
+    }
+
+    // ---- pipelines ---------------------------------------------------------
+
+    /// Register a pipeline version (no-op if present).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if a step version is unknown.
+    pub fn put_pipeline(&self, rec: &PipelineRecord) -> Result<()> {
+        for s in &rec.steps {
+            self.version(s)?;
+        }
+        if self
+            .get_json::<PipelineRecord>("pipeline", &rec.id)?
+            .is_none()
+        {
+            self.db
+                .commit(vec![Self::put_json("pipeline", &rec.id, rec)])?;
+        }
+        Ok(())
+    }
+
+    /// A pipeline version by id or unique prefix.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if none or several match.
+    pub fn pipeline(&self, id_or_prefix: &str) -> Result<PipelineRecord> {
+        let id = self.resolve_prefix("pipeline", "pipeline", id_or_prefix)?;
+        self.get_json("pipeline", &id)?
+            .ok_or_else(|| Error::NotFound(format!("no pipeline {id}")))
+    }
+
+    /// All pipeline versions.
+    ///
+    /// # Errors
+    /// [`Error::Store`] on a database error.
+    pub fn pipelines(&self) -> Result<Vec<PipelineRecord>> {
+        self.scan_json("pipeline")
+    }
+
+    /// Resolve `name@tag` or an id (prefix) to a transform or pipeline version.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] naming what is missing and what exists.
+    pub fn resolve_any(&self, spec: &str) -> Result<Resolved> {
+        let id = if spec.contains('@') {
             let r = TagRef::parse(spec)?;
             let name = self.name(&r.name)?;
-            let id = name.tags.get(&r.tag).ok_or_else(|| {
+            name.tags.get(&r.tag).cloned().ok_or_else(|| {
                 Error::NotFound(format!(
                     "'{}' has no tag '{}' (tags: {})",
                     r.name,
@@ -474,23 +546,19 @@ impl Store {
                         name.tags.keys().cloned().collect::<Vec<_>>().join(", ")
                     }
                 ))
-            })?;
-            return self.version(id);
+            })?
+        } else {
+            spec.to_string()
+        };
+        match self.version(&id) {
+            Ok(v) => Ok(Resolved::Version(v)),
+            Err(Error::NotFound(m)) => self.pipeline(&id).map(Resolved::Pipeline).map_err(|_| {
+                Error::NotFound(format!(
+                    "{m}; give NAME@TAG (e.g. scaler@prod) or a version id from `kiln versions NAME`"
+                ))
+            }),
+            Err(e) => Err(e),
         }
-        self.version(spec).map_err(|e| match e {
-            Error::NotFound(m) => Error::NotFound(format!(
-                "{m}; give NAME@TAG (e.g. scaler@prod) or a version id from `kiln versions NAME`"
-            )),
-            other => other,
-        })
-    }
-
-    /// All versions.
-    ///
-    /// # Errors
-    /// [`Error::Store`] on a database error.
-    pub fn versions(&self) -> Result<Vec<VersionRecord>> {
-        self.scan_json("version")
     }
 
     // ---- names and tags --------------------------------------------------
@@ -577,17 +645,21 @@ impl Store {
         action: &str,
         reason: &str,
     ) -> Result<TagMove> {
-        let version = self.version(version_id)?;
+        let target = match self.version(version_id) {
+            Ok(v) => v.id,
+            Err(Error::NotFound(_)) => self.pipeline(version_id)?.id,
+            Err(e) => return Err(e),
+        };
         let mut rec = self.name(&tag.name)?;
         let mv = TagMove {
             time: now(),
             tag: tag.tag.clone(),
             from: rec.tags.get(&tag.tag).cloned(),
-            to: version.id.clone(),
+            to: target.clone(),
             action: action.into(),
             reason: reason.into(),
         };
-        rec.tags.insert(tag.tag.clone(), version.id);
+        rec.tags.insert(tag.tag.clone(), target);
         rec.history.push(mv.clone());
         self.db
             .commit(vec![Self::put_json("name", &tag.name, &rec)])?;
@@ -599,13 +671,16 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] if `name@from` does not exist.
     pub fn promote(&self, name: &str, from: &str, to: &str, reason: &str) -> Result<TagMove> {
-        let target = self.resolve(&format!("{name}@{from}"))?;
+        let target = match self.resolve_any(&format!("{name}@{from}"))? {
+            Resolved::Version(v) => v.id,
+            Resolved::Pipeline(p) => p.id,
+        };
         self.set_tag(
             &TagRef {
                 name: name.into(),
                 tag: to.into(),
             },
-            &target.id,
+            &target,
             "promote",
             reason,
         )
@@ -640,12 +715,12 @@ impl Store {
     /// [`Error::Store`] on a database error.
     pub fn put_run(&self, run: &RunRecord) -> Result<()> {
         let mut ops = vec![Self::put_json("run", &run.id, run)];
-        if run.status == RunStatus::Ok && run.kind == RunKind::Run {
-            for o in &run.outputs {
-                ops.push(Op::Put(
-                    format!("produced/{}/{}", o.fingerprint, run.id).into_bytes(),
-                    Vec::new(),
-                ));
+        for o in &run.outputs {
+            let k = format!("produced/{}/{}", o.fingerprint, run.id).into_bytes();
+            if run.status == RunStatus::Ok && run.kind == RunKind::Run {
+                ops.push(Op::Put(k, Vec::new()));
+            } else {
+                ops.push(Op::Delete(k));
             }
         }
         self.db.commit(ops)?;
@@ -718,6 +793,7 @@ impl Store {
         let versions = load!("version", VersionRecord);
         let names = load!("name", NameRecord);
         let runs = load!("run", RunRecord);
+        let pipelines = load!("pipeline", PipelineRecord);
         let blob_ids: BTreeSet<String> = self
             .db
             .scan(b"blob/")?
@@ -734,6 +810,14 @@ impl Store {
         let plugin_ids: BTreeSet<&str> = plugins.iter().map(|p| p.id.as_str()).collect();
         let state_ids: BTreeSet<&str> = states.iter().map(|s| s.id.as_str()).collect();
         let version_ids: BTreeSet<&str> = versions.iter().map(|v| v.id.as_str()).collect();
+        for p in &pipelines {
+            for step in &p.steps {
+                if !version_ids.contains(step.as_str()) {
+                    problems.push(format!("pipeline {} names missing version {step}", p.id));
+                }
+            }
+        }
+        let pipeline_ids: BTreeSet<&str> = pipelines.iter().map(|p| p.id.as_str()).collect();
         for p in &plugins {
             if !blob_ids.contains(&p.id) {
                 problems.push(format!("plugin {} has no bytes", p.id));
@@ -766,7 +850,7 @@ impl Store {
         }
         for n in &names {
             for (tag, v) in &n.tags {
-                if !version_ids.contains(v.as_str()) {
+                if !version_ids.contains(v.as_str()) && !pipeline_ids.contains(v.as_str()) {
                     problems.push(format!("{}@{tag} points at missing version {v}", n.name));
                 }
             }
@@ -808,6 +892,13 @@ impl Store {
             applied: apply,
             ..Default::default()
         };
+        for p in self.pipelines()? {
+            if keep_versions.contains(&p.id) || recent(&p.created_at) {
+                keep_versions.extend(p.steps.iter().cloned());
+            } else {
+                report.pipelines.push(p.id);
+            }
+        }
         let mut keep_states = BTreeSet::new();
         let mut keep_plugins = BTreeSet::new();
         for r in &runs {

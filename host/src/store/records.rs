@@ -301,3 +301,31 @@ mod tests {
         assert!(manifest.contains(&pin), "update WASMTIME_VERSION: {pin}");
     }
 }
+
+/// A registered pipeline version: every step pinned to a transform version,
+/// with the pipeline file (documentation, contracts, gates).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRecord {
+    /// [`pipeline_id`] of the steps and the file's contracts and gates.
+    pub id: String,
+    /// The step versions, in order.
+    pub steps: Vec<String>,
+    /// The pipeline file as fitted.
+    pub spec: crate::pipeline::PipelineSpec,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// The id of a pipeline version: sha256 over its step version ids, its
+/// contracts and its gates.
+pub fn pipeline_id(steps: &[String], spec: &crate::pipeline::PipelineSpec) -> String {
+    let mut h = Sha256::new();
+    h.update(b"kiln-pipeline-v1\n");
+    for s in steps {
+        h.update(s.as_bytes());
+        h.update(b"\n");
+    }
+    h.update(serde_json::to_vec(&spec.contracts).expect("contracts serialize"));
+    h.update(serde_json::to_vec(&spec.gates).expect("gates serialize"));
+    hex::encode(h.finalize())
+}
