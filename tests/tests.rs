@@ -10,6 +10,7 @@ mod cli;
 mod determinism;
 mod engine;
 mod large;
+mod pipeline;
 mod plugins;
 mod registry;
 mod roundtrip;

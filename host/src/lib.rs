@@ -26,6 +26,8 @@
 //! - [`openlineage`]: runs as OpenLineage events (file or HTTP).
 //! - [`pipeline`]: declarative feature pipelines (a TOML file: feature set,
 //!   steps, contracts, gates) and [`pipeline::Pipeline`] to apply one.
+//! - [`parity`]: serving logs of sampled calls, replayed by
+//!   [`Registry::parity`] to prove serving and training agree bit for bit.
 //! - [`quality`]: data contracts, column profiles, drift (PSI, Jensen–Shannon,
 //!   Kolmogorov–Smirnov, L∞) and the HTML drift report.
 //! - [`Error`]: one error type naming the plugin, file, column or row.
@@ -58,6 +60,7 @@ pub mod io;
 pub mod job;
 pub mod openlineage;
 mod params;
+pub mod parity;
 pub mod pipeline;
 mod plugin;
 pub mod quality;
@@ -69,7 +72,8 @@ mod wire;
 pub use bundle::{Bundle, BundleManifest, BUNDLE_FORMAT};
 pub use fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
 pub use registry::{
-    FitOutcome, FitTarget, PipelineFit, PipelineRun, Registry, TraceNode, TraceRun, VerifyReport,
+    FitOutcome, FitTarget, ParityReport, PipelineFit, PipelineRun, Registry, TraceNode, TraceRun,
+    VerifyReport,
 };
 pub use store::Store;
 

@@ -1099,54 +1099,17 @@ impl Registry {
             gate: gate.into(),
             message: e.to_string(),
         };
+        let candidate_out = tmp.path().join("candidate.arrow");
         if let Some(data) = &g.dataset {
-            let out = tmp.path().join("candidate.arrow");
             self.run_pipeline(
                 cand,
                 None,
                 std::slice::from_ref(data),
-                &out,
+                &candidate_out,
                 &opts,
                 &mut |_| {},
             )
             .map_err(|e| gate("contracts", e))?;
-            if let (Some(max), Ok(Resolved::Pipeline(current))) =
-                (g.max_psi, self.store.resolve_any(&format!("{name}@{to}")))
-            {
-                let cur = tmp.path().join("current.arrow");
-                self.run_pipeline(
-                    &current,
-                    None,
-                    std::slice::from_ref(data),
-                    &cur,
-                    &opts,
-                    &mut |_| {},
-                )
-                .map_err(|e| gate("drift", e))?;
-                let base = quality::profile_file(&cur, None)?;
-                let live = quality::profile_file(&out, Some(&base))?;
-                let t = quality::Thresholds {
-                    warn: max,
-                    fail: max,
-                };
-                let report = quality::drift(&base, &live, t, &|_| None);
-                let bad: Vec<String> = report
-                    .features
-                    .iter()
-                    .filter(|f| f.psi > max)
-                    .map(|f| format!("{} PSI {:.4} > {max}", f.name, f.psi))
-                    .collect();
-                if !bad.is_empty() {
-                    return Err(Error::Gate {
-                        gate: "drift".into(),
-                        message: format!(
-                            "against {name}@{to} on {}: {}",
-                            data.display(),
-                            bad.join(", ")
-                        ),
-                    });
-                }
-            }
         }
         if let (Some(input), Some(golden)) = (&g.golden_input, &g.golden_output) {
             let ext = golden
@@ -1173,6 +1136,97 @@ impl Registry {
                 });
             }
         }
+        if let Some(data) = &g.dataset {
+            let out = &candidate_out;
+            if let (Some(max), Ok(Resolved::Pipeline(current))) =
+                (g.max_psi, self.store.resolve_any(&format!("{name}@{to}")))
+            {
+                let cur = tmp.path().join("current.arrow");
+                self.run_pipeline(
+                    &current,
+                    None,
+                    std::slice::from_ref(data),
+                    &cur,
+                    &opts,
+                    &mut |_| {},
+                )
+                .map_err(|e| gate("drift", e))?;
+                let base = quality::profile_file(&cur, None)?;
+                let live = quality::profile_file(out, Some(&base))?;
+                let t = quality::Thresholds {
+                    warn: max,
+                    fail: max,
+                };
+                let report = quality::drift(&base, &live, t, &|_| None);
+                let bad: Vec<String> = report
+                    .features
+                    .iter()
+                    .filter(|f| f.psi > max)
+                    .map(|f| format!("{} PSI {:.4} > {max}", f.name, f.psi))
+                    .collect();
+                if !bad.is_empty() {
+                    return Err(Error::Gate {
+                        gate: "drift".into(),
+                        message: format!(
+                            "against {name}@{to} on {}: {}",
+                            data.display(),
+                            bad.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// The outcome of replaying a parity log.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityReport {
+    /// The version or pipeline id replayed.
+    pub id: String,
+    /// Logged calls replayed.
+    pub calls: usize,
+    /// Calls whose replay differs from what was served.
+    pub mismatches: Vec<crate::parity::Mismatch>,
+}
+
+impl Registry {
+    /// Replay a parity log's inputs through the pinned version (or pipeline)
+    /// it names and compare every output with what was served, bit for bit.
+    ///
+    /// # Errors
+    /// A missing or corrupt log; [`Error::NotFound`] if the store lacks the
+    /// version. Differences are reported, not returned as errors.
+    pub fn parity(&self, log_dir: &Path) -> Result<ParityReport> {
+        let log = crate::parity::ParityLog::read(log_dir)?;
+        type Apply = Box<dyn FnMut(&RecordBatch) -> Result<RecordBatch>>;
+        let mut apply: Apply =
+            match self.store.resolve_any(&log.meta.id)? {
+                Resolved::Version(v) => {
+                    let (plugin, params, state) = self.load_version(&v)?;
+                    let mut t = plugin.transformer(&params, state.as_ref())?;
+                    Box::new(move |b| t.apply(b))
+                }
+                Resolved::Pipeline(p) => {
+                    let mut t = self.load_pipeline(&p)?.transformer()?;
+                    Box::new(move |b| t.apply(b))
+                }
+            };
+        let mut mismatches = Vec::new();
+        for (call, (input, served)) in log.inputs.iter().zip(&log.outputs).enumerate() {
+            match apply(input) {
+                Ok(out) => mismatches.extend(crate::parity::compare(call, served, &out)),
+                Err(e) => mismatches.push(crate::parity::Mismatch {
+                    call,
+                    message: format!("the pinned version fails on this input: {e}"),
+                }),
+            }
+        }
+        Ok(ParityReport {
+            id: log.meta.id,
+            calls: log.inputs.len(),
+            mismatches,
+        })
     }
 }

@@ -214,6 +214,12 @@ enum Command {
     /// Declarative pipelines: fit, run and show a kiln.toml feature set.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// Replay a serving parity log through the pinned version it names and
+    /// report every output that differs bit for bit (exit 1 if any).
+    Parity {
+        /// The log directory (meta.json, inputs.arrows, outputs.arrows).
+        log: PathBuf,
+    },
     /// Profile data files: count, nulls, min/max, mean/std, quantiles,
     /// histogram, top categories per column.
     Profile {
@@ -433,6 +439,7 @@ fn try_main(cli: Cli) -> Result<()> {
         }
         Command::Store(cmd) => registry::store_cmd(&engine, &cli.store, &cmd, json),
         Command::Pipeline(cmd) => pipeline::command(&engine, &cli.store, cmd, json),
+        Command::Parity { log } => registry::parity(&engine, &cli.store, &log, json),
         Command::Profile { inputs } => quality::profile(&inputs, json),
         Command::Check { input, contract } => quality::check(&input, &contract, json),
         Command::Drift {

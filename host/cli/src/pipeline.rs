@@ -161,7 +161,7 @@ pub fn command(engine: &Engine, store: &StoreArgs, cmd: PipelineCommand, json: b
 
 fn resolve(reg: &Registry, spec: &str) -> Result<PipelineRecord> {
     match reg.store().resolve_any(spec)? {
-        Resolved::Pipeline(p) => Ok(p),
+        Resolved::Pipeline(p) => Ok(*p),
         Resolved::Version(v) => anyhow::bail!(
             "{spec} is a single transform (version {}); use `kiln run`",
             &v.id[..12]

@@ -131,7 +131,18 @@ pub fn drift(
     json: bool,
 ) -> Result<()> {
     let training = baseline(engine, store, target)?;
-    let live = quality::profile_files(inputs, Some(&training))?;
+    // A parity log directory stands for its logged inputs.
+    let inputs: Vec<PathBuf> = inputs
+        .iter()
+        .map(|p| {
+            if p.is_dir() {
+                kiln_host::parity::ParityLog::inputs_path(p)
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
+    let live = quality::profile_files(&inputs, Some(&training))?;
     let mut custom = Vec::new();
     for spec in per_feature {
         let parse = || -> Option<(String, Thresholds)> {

@@ -521,3 +521,30 @@ pub fn store_cmd(engine: &Engine, store: &StoreArgs, cmd: &StoreCommand, json: b
         }
     }
 }
+
+pub fn parity(engine: &Engine, store: &StoreArgs, log: &Path, json: bool) -> Result<()> {
+    let reg = store.open(engine, false)?;
+    let r = reg.parity(log)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for m in &r.mismatches {
+            println!("call {}: {}", m.call, m.message);
+        }
+        if r.mismatches.is_empty() {
+            println!(
+                "{} logged calls reproduced bit for bit by {}",
+                r.calls,
+                short(&r.id)
+            );
+        }
+    }
+    if !r.mismatches.is_empty() {
+        bail!(
+            "{} of {} logged calls differ from the pinned version",
+            r.mismatches.len(),
+            r.calls
+        );
+    }
+    Ok(())
+}

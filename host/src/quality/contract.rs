@@ -177,6 +177,16 @@ impl RowRule {
     }
 }
 
+/// `v` breaks a minimum (NaN breaks every bound).
+fn below(v: f64, min: Option<f64>) -> bool {
+    min.is_some_and(|m| v.is_nan() || v < m)
+}
+
+/// `v` breaks a maximum (NaN breaks every bound).
+fn above(v: f64, max: Option<f64>) -> bool {
+    max.is_some_and(|m| v.is_nan() || v > m)
+}
+
 /// Check `path` against `contract` in one streaming pass.
 ///
 /// # Errors
@@ -275,10 +285,10 @@ pub fn check_file(path: &Path, contract: &Contract) -> Result<CheckReport> {
                     let broken = match rr.rule {
                         "nullable" => col.is_null(r),
                         "min" => numeric.is_some_and(|n| {
-                            n.is_valid(r) && !(n.value(r) >= rules.min.unwrap_or(f64::NEG_INFINITY))
+                            n.is_valid(r) && below(n.value(r), rules.min)
                         }),
                         "max" => numeric.is_some_and(|n| {
-                            n.is_valid(r) && !(n.value(r) <= rules.max.unwrap_or(f64::INFINITY))
+                            n.is_valid(r) && above(n.value(r), rules.max)
                         }),
                         "allowed" => text.is_some_and(|t| {
                             t.is_valid(r)

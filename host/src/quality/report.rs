@@ -57,6 +57,15 @@ fn chart(f: &FeatureDrift) -> String {
             ));
         }
     }
+    if let (Some(first), Some(last)) = (f.bins.first(), f.bins.last()) {
+        svg.push_str(&format!(
+            r##"<text x="{pad}" y="{ty}" font-size="11" fill="#555">{}</text><text x="{rx}" y="{ty}" font-size="11" fill="#555" text-anchor="end">{}</text>"##,
+            esc(first),
+            esc(last),
+            ty = h - pad + 16.0,
+            rx = w - pad,
+        ));
+    }
     svg.push_str(&format!(
         r##"<line x1="{pad}" y1="{y}" x2="{x2}" y2="{y}" stroke="#333"/><text x="{pad}" y="16" font-size="12" fill="#5c7cfa">■ training</text><text x="{lx}" y="16" font-size="12" fill="#fd7e14">■ live</text></svg>"##,
         y = h - pad,
@@ -70,16 +79,20 @@ fn chart(f: &FeatureDrift) -> String {
 pub fn drift_html(report: &DriftReport, title: &str) -> String {
     let mut rows = String::new();
     let mut sections = String::new();
-    for f in &report.features {
+    // Worst first: what needs a look comes first.
+    let mut features: Vec<&FeatureDrift> = report.features.iter().collect();
+    features.sort_by_key(|f| std::cmp::Reverse(f.status));
+    for f in features {
         rows.push_str(&format!(
-            "<tr><td><a href=\"#f-{id}\">{name}</a></td><td>{kind}</td><td>{psi:.4}</td><td>{js:.4}</td><td>{ks}</td><td>{nulls}</td><td style=\"color:{c};font-weight:bold\">{s}</td></tr>",
+            "<tr><td><a href=\"#f-{id}\">{name}</a></td><td>{kind}</td><td>{psi:.4}</td><td>{js:.4}</td><td>{ks}</td><td>{n0:.3} → {n1:.3}</td><td style=\"color:{c};font-weight:bold\">{s}</td></tr>",
             id = esc(&f.name),
             name = esc(&f.name),
             kind = f.kind,
             psi = f.psi,
             js = f.js_distance,
             ks = f.ks.or(f.linf).map(|v| format!("{v:.4}")).unwrap_or_default(),
-            nulls = format!("{:.3} → {:.3}", f.null_fraction[0], f.null_fraction[1]),
+            n0 = f.null_fraction[0],
+            n1 = f.null_fraction[1],
             c = color(f.status),
             s = label(f.status),
         ));

@@ -102,7 +102,7 @@ pub enum Resolved {
     /// A transform version.
     Version(VersionRecord),
     /// A pipeline version.
-    Pipeline(PipelineRecord),
+    Pipeline(Box<PipelineRecord>),
 }
 
 /// What [`Store::check`] found.
@@ -552,7 +552,7 @@ impl Store {
         };
         match self.version(&id) {
             Ok(v) => Ok(Resolved::Version(v)),
-            Err(Error::NotFound(m)) => self.pipeline(&id).map(Resolved::Pipeline).map_err(|_| {
+            Err(Error::NotFound(m)) => self.pipeline(&id).map(|p| Resolved::Pipeline(Box::new(p))).map_err(|_| {
                 Error::NotFound(format!(
                     "{m}; give NAME@TAG (e.g. scaler@prod) or a version id from `kiln versions NAME`"
                 ))
