@@ -208,36 +208,47 @@ pub struct Mismatch {
 
 /// Compare a replayed output with the logged one, bit for bit.
 pub fn compare(call: usize, logged: &RecordBatch, replayed: &RecordBatch) -> Option<Mismatch> {
-    let m = |message: String| Some(Mismatch { call, message });
-    if logged.schema().fields() != replayed.schema().fields() {
-        return m(format!(
-            "schema differs: served {:?}, replay {:?}",
-            logged.schema().fields(),
-            replayed.schema().fields()
+    diff_batches(logged, replayed, ("served", "the pinned version gives"))
+        .map(|message| Mismatch { call, message })
+}
+
+/// Where two batches first differ, bit for bit: the schema, the row count,
+/// or the first column and row (`column 'c', row r: A x vs B y`, with the
+/// two labels); `None` if identical.
+pub(crate) fn diff_batches(
+    a: &RecordBatch,
+    b: &RecordBatch,
+    (la, lb): (&str, &str),
+) -> Option<String> {
+    if a.schema().fields() != b.schema().fields() {
+        return Some(format!(
+            "schema differs: {la} {:?}, {lb} {:?}",
+            a.schema().fields(),
+            b.schema().fields()
         ));
     }
-    if logged.num_rows() != replayed.num_rows() {
-        return m(format!(
-            "served {} rows, replay {}",
-            logged.num_rows(),
-            replayed.num_rows()
+    if a.num_rows() != b.num_rows() {
+        return Some(format!(
+            "{la} {} rows, {lb} {} rows",
+            a.num_rows(),
+            b.num_rows()
         ));
     }
-    for (c, f) in logged.schema().fields().iter().enumerate() {
-        let (a, b) = (logged.column(c), replayed.column(c));
-        if a.to_data() == b.to_data() {
+    for (c, f) in a.schema().fields().iter().enumerate() {
+        let (x, y) = (a.column(c), b.column(c));
+        if x.to_data() == y.to_data() {
             continue;
         }
-        for row in 0..a.len() {
-            if a.slice(row, 1).to_data() != b.slice(row, 1).to_data() {
-                let show = |x: &dyn Array| {
-                    arrow::util::display::array_value_to_string(x, row).unwrap_or_default()
+        for row in 0..x.len() {
+            if x.slice(row, 1).to_data() != y.slice(row, 1).to_data() {
+                let show = |v: &dyn Array| {
+                    arrow::util::display::array_value_to_string(v, row).unwrap_or_default()
                 };
-                return m(format!(
-                    "column '{}', row {row}: served {} but the pinned version gives {}",
+                return Some(format!(
+                    "column '{}', row {row}: {la} {} vs {lb} {}",
                     f.name(),
-                    show(a.as_ref()),
-                    show(b.as_ref())
+                    show(x.as_ref()),
+                    show(y.as_ref())
                 ));
             }
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use serde::Serialize;
 
 use crate::bundle::{Bundle, BundleManifest};
@@ -622,13 +622,7 @@ impl Registry {
             .runs()?
             .into_iter()
             .filter(|r| r.status == RunStatus::Ok && r.kind != RunKind::Verify)
-            .filter(|r| match name {
-                Some(n) => r
-                    .target
-                    .as_deref()
-                    .is_some_and(|t| t.split('@').next() == Some(n)),
-                None => true,
-            })
+            .filter(|r| r.is_of(name))
             .collect();
         let short = |s: &str| {
             s.trim_start_matches("fp1:")
@@ -783,41 +777,17 @@ fn first_difference(recorded: &Path, recorded_fp: &str, new: &Path) -> Result<St
             recorded.display()
         ));
     }
-    let opts = ReadOptions { batch_size: 8192 };
-    let a: Vec<RecordBatch> = io::open(recorded, &opts)?.collect::<Result<_>>()?;
-    let b: Vec<RecordBatch> = io::open(new, &opts)?.collect::<Result<_>>()?;
-    let a = arrow::compute::concat_batches(&a[0].schema(), &a)
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let b = arrow::compute::concat_batches(&b[0].schema(), &b)
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    if a.schema().fields() != b.schema().fields() {
-        return Ok(format!(
-            "the schema differs: {:?} vs {:?}",
-            a.schema(),
-            b.schema()
-        ));
-    }
-    if a.num_rows() != b.num_rows() {
-        return Ok(format!("{} rows instead of {}", b.num_rows(), a.num_rows()));
-    }
-    for (c, field) in a.schema().fields().iter().enumerate() {
-        let (x, y) = (a.column(c), b.column(c));
-        if x.to_data() == y.to_data() {
-            continue;
-        }
-        for row in 0..a.num_rows() {
-            if x.slice(row, 1).to_data() != y.slice(row, 1).to_data() {
-                let show = |arr: &dyn Array| {
-                    arrow::util::display::array_value_to_string(arr, row).unwrap_or_default()
-                };
-                return Ok(format!(
-                    "first difference in column '{}', row {row}: recorded {} vs now {}",
-                    field.name(),
-                    show(x.as_ref()),
-                    show(y.as_ref())
-                ));
-            }
-        }
+    let whole = |p: &Path| -> Result<RecordBatch> {
+        let reader = io::open(p, &ReadOptions::default())?;
+        let schema = reader.schema();
+        let batches = reader.collect::<Result<Vec<_>>>()?;
+        arrow::compute::concat_batches(&schema, &batches)
+            .map_err(|e| Error::Internal(e.to_string()))
+    };
+    if let Some(d) =
+        crate::parity::diff_batches(&whole(recorded)?, &whole(new)?, ("recorded", "now"))
+    {
+        return Ok(format!("first difference: {d}"));
     }
     Ok("the values are equal but the fingerprints differ (file types differ?)".into())
 }
@@ -1201,18 +1171,17 @@ impl Registry {
     pub fn parity(&self, log_dir: &Path) -> Result<ParityReport> {
         let log = crate::parity::ParityLog::read(log_dir)?;
         type Apply = Box<dyn FnMut(&RecordBatch) -> Result<RecordBatch>>;
-        let mut apply: Apply =
-            match self.store.resolve_any(&log.meta.id)? {
-                Resolved::Version(v) => {
-                    let (plugin, params, state) = self.load_version(&v)?;
-                    let mut t = plugin.transformer(&params, state.as_ref())?;
-                    Box::new(move |b| t.apply(b))
-                }
-                Resolved::Pipeline(p) => {
-                    let mut t = self.load_pipeline(&p)?.transformer()?;
-                    Box::new(move |b| t.apply(b))
-                }
-            };
+        let mut apply: Apply = match self.store.resolve_any(&log.meta.id)? {
+            Resolved::Version(v) => {
+                let (plugin, params, state) = self.load_version(&v)?;
+                let mut t = plugin.transformer(&params, state.as_ref())?;
+                Box::new(move |b| t.apply(b))
+            }
+            Resolved::Pipeline(p) => {
+                let mut t = self.load_pipeline(&p)?.transformer()?;
+                Box::new(move |b| t.apply(b))
+            }
+        };
         let mut mismatches = Vec::new();
         for (call, (input, served)) in log.inputs.iter().zip(&log.outputs).enumerate() {
             match apply(input) {

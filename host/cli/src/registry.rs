@@ -319,13 +319,7 @@ pub fn lineage(engine: &Engine, store: &StoreArgs, cmd: &LineageCommand, json: b
                 .store()
                 .runs()?
                 .into_iter()
-                .filter(|r| match name {
-                    Some(n) => r
-                        .target
-                        .as_deref()
-                        .is_some_and(|t| t.split('@').next() == Some(n)),
-                    None => true,
-                })
+                .filter(|r| r.is_of(name.as_deref()))
                 .collect();
             let skip = runs.len().saturating_sub(*limit);
             runs.drain(..skip);

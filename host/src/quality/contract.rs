@@ -284,12 +284,12 @@ pub fn check_file(path: &Path, contract: &Contract) -> Result<CheckReport> {
                 for rr in row_rules.iter_mut() {
                     let broken = match rr.rule {
                         "nullable" => col.is_null(r),
-                        "min" => numeric.is_some_and(|n| {
-                            n.is_valid(r) && below(n.value(r), rules.min)
-                        }),
-                        "max" => numeric.is_some_and(|n| {
-                            n.is_valid(r) && above(n.value(r), rules.max)
-                        }),
+                        "min" => {
+                            numeric.is_some_and(|n| n.is_valid(r) && below(n.value(r), rules.min))
+                        }
+                        "max" => {
+                            numeric.is_some_and(|n| n.is_valid(r) && above(n.value(r), rules.max))
+                        }
                         "allowed" => text.is_some_and(|t| {
                             t.is_valid(r)
                                 && !rules

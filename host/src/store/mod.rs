@@ -294,6 +294,13 @@ impl Store {
         }
     }
 
+    /// The record of `kind` whose id is `id_or_prefix` or starts with it.
+    fn find<T: DeserializeOwned>(&self, kind: &str, id_or_prefix: &str) -> Result<T> {
+        let id = self.resolve_prefix(kind, kind, id_or_prefix)?;
+        self.get_json(kind, &id)?
+            .ok_or_else(|| Error::NotFound(format!("no {kind} {id}")))
+    }
+
     fn blob(&self, id: &str, what: &str) -> Result<Vec<u8>> {
         let bytes = self
             .db
@@ -330,9 +337,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] if none or several match.
     pub fn plugin(&self, id_or_prefix: &str) -> Result<PluginRecord> {
-        let id = self.resolve_prefix("plugin", "plugin", id_or_prefix)?;
-        self.get_json("plugin", &id)?
-            .ok_or_else(|| Error::NotFound(format!("no plugin {id}")))
+        self.find("plugin", id_or_prefix)
     }
 
     /// All plugin records.
@@ -462,9 +467,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] if none or several match.
     pub fn version(&self, id_or_prefix: &str) -> Result<VersionRecord> {
-        let id = self.resolve_prefix("version", "version", id_or_prefix)?;
-        self.get_json("version", &id)?
-            .ok_or_else(|| Error::NotFound(format!("no version {id}")))
+        self.find("version", id_or_prefix)
     }
 
     /// Resolve `name@tag` or a version id (prefix) to a version.
@@ -514,9 +517,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] if none or several match.
     pub fn pipeline(&self, id_or_prefix: &str) -> Result<PipelineRecord> {
-        let id = self.resolve_prefix("pipeline", "pipeline", id_or_prefix)?;
-        self.get_json("pipeline", &id)?
-            .ok_or_else(|| Error::NotFound(format!("no pipeline {id}")))
+        self.find("pipeline", id_or_prefix)
     }
 
     /// All pipeline versions.
@@ -732,9 +733,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`] if none or several match.
     pub fn run(&self, id_or_prefix: &str) -> Result<RunRecord> {
-        let id = self.resolve_prefix("run", "run", id_or_prefix)?;
-        self.get_json("run", &id)?
-            .ok_or_else(|| Error::NotFound(format!("no run {id}")))
+        self.find("run", id_or_prefix)
     }
 
     /// All runs, oldest first.

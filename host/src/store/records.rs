@@ -252,6 +252,18 @@ impl DatasetRecord {
     }
 }
 
+impl RunRecord {
+    /// Whether the run was started as a tag of transform `name` (any run
+    /// when `name` is `None`).
+    pub fn is_of(&self, name: Option<&str>) -> bool {
+        name.is_none_or(|n| {
+            self.target
+                .as_deref()
+                .is_some_and(|t| t.split('@').next() == Some(n))
+        })
+    }
+}
+
 /// Everything about one `fit`, `run` or `verify`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
