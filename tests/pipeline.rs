@@ -467,3 +467,84 @@ fn screenshot_is_not_blank(html: &Path) {
         pixels.len()
     );
 }
+
+#[test]
+fn check_and_profile_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = customers_csv();
+    // Oracle: income statistics computed here from the CSV text.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let income: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(INCOME).unwrap().parse().unwrap())
+        .collect();
+    let n = income.len() as f64;
+    let mean = income.iter().sum::<f64>() / n;
+    let std = (income.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let p = json(&kiln_ok(&["profile", s(&data), "--json"]));
+    let col = p["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "income")
+        .unwrap();
+    assert!((col["numeric"]["mean"].as_f64().unwrap() - mean).abs() < 1e-6 * mean);
+    assert!((col["numeric"]["std"].as_f64().unwrap() - std).abs() < 1e-6 * std);
+    let ages_missing = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(AGE) == Some(""))
+        .count();
+    let age = p["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "age")
+        .unwrap();
+    assert_eq!(age["nulls"].as_u64().unwrap() as usize, ages_missing);
+    let plan = p["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "plan")
+        .unwrap();
+    let basic = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(PLAN) == Some("basic"))
+        .count();
+    assert_eq!(
+        plan["categorical"]["top"][0],
+        serde_json::json!(["basic", basic])
+    );
+
+    let contract = tmp.path().join("c.json");
+    std::fs::write(
+        &contract,
+        r#"{"columns":{"age":{"max_null_fraction":0.01},"plan":{"allowed":["basic","plus"]}}}"#,
+    )
+    .unwrap();
+    let o = kiln(&["check", s(&data), "--contract", s(&contract), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let r = json(&String::from_utf8_lossy(&o.stdout));
+    let rules: Vec<&str> = r["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["max_null_fraction", "allowed"]);
+    let pro = text
+        .lines()
+        .skip(1)
+        .position(|l| l.split(',').nth(PLAN) == Some("pro"))
+        .unwrap();
+    assert_eq!(r["violations"][1]["examples"][0]["row"], pro);
+    std::fs::write(
+        &contract,
+        r#"{"columns":{"plan":{"allowed":["basic","plus","pro"]}}}"#,
+    )
+    .unwrap();
+    kiln_ok(&["check", s(&data), "--contract", s(&contract)]);
+}
