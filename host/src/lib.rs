@@ -30,6 +30,7 @@
 //!   [`Registry::parity`] to prove serving and training agree bit for bit.
 //! - [`quality`]: data contracts, column profiles, drift (PSI, Jensen–Shannon,
 //!   Kolmogorov–Smirnov, L∞) and the HTML drift report.
+//! - [`bench`]: Kiln beside native arrow-rs, Python and a peer runtime (`kiln bench`).
 //! - [`Error`]: one error type naming the plugin, file, column or row.
 //!
 //! ```no_run
@@ -49,6 +50,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
 mod bindings;
 mod bundle;
 mod engine;

@@ -19,8 +19,8 @@ macro_rules! plugin {
     };
 }
 
-/// The plugins `kiln demo` ships with.
-const PLUGINS: [(&str, &[u8]); 6] = [
+/// The plugins `kiln demo` (and `kiln bench`) ships with.
+pub(crate) const PLUGINS: [(&str, &[u8]); 6] = [
     plugin!("impute.wasm"),
     plugin!("standard_scaler.wasm"),
     plugin!("one_hot.wasm"),

@@ -3,6 +3,7 @@
 //! A thin layer over `kiln-host`: argument parsing, progress and printing.
 //! Exit codes: 0 success, 1 error, 2 usage error.
 
+mod bench;
 mod demo;
 mod pipeline;
 mod quality;
@@ -268,6 +269,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Measure Kiln beside native arrow-rs, pandas/scikit-learn and
+    /// arrow-udf-runtime, and print the ratios (see docs/performance.md).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -460,6 +464,7 @@ fn try_main(cli: Cli) -> Result<()> {
             json,
         ),
         Command::Demo { dir } => demo::run(&engine, dir.as_deref(), json),
+        Command::Bench(args) => bench::run(&args, engine.config().clone(), json),
     }
 }
 
