@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_data;
+mod bench;
 mod boundary;
 mod cli;
 mod determinism;

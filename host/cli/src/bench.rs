@@ -46,7 +46,7 @@ pub fn run(args: &BenchArgs, engine: EngineConfig, json: bool) -> Result<()> {
         crate::demo::PLUGINS
             .iter()
             .find(|(f, _)| *f == file)
-            .map(|(_, b)| *b)
+            .map(|(_, b)| b.to_vec())
             .with_context(|| format!("{file} is not embedded in this kiln"))
     };
     let plugins = BenchPlugins {

@@ -1,0 +1,50 @@
+//! First load (compile) and cached load of each benchmark plugin.
+//!
+//! Run: cargo build --release -p kiln-cli && cargo bench -p kiln-host --bench compile
+//! (the plugins come from target/wasm/wasm32-wasip2/plugin or $KILN_PLUGIN_DIR).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion};
+use kiln_host::bench::{BenchPlugins, Kernel};
+use kiln_host::Engine;
+
+fn plugins() -> Option<BenchPlugins> {
+    let dir = std::env::var_os("KILN_PLUGIN_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/wasm32-wasip2/plugin"),
+        PathBuf::from,
+    );
+    BenchPlugins::from_dir(&dir)
+        .map_err(|e| {
+            eprintln!("skipped: {e}; build the plugins with `cargo build --release -p kiln-cli`")
+        })
+        .ok()
+}
+
+fn main() {
+    let Some(plugins) = plugins() else { return };
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+    let mut g = c.benchmark_group("load");
+    for k in Kernel::ALL {
+        let bytes = plugins.get(k);
+        let label = Path::new(k.file());
+        g.bench_function(format!("{}/first", k.name()), |b| {
+            b.iter_batched(
+                || Engine::new().expect("engine"),
+                |engine| engine.load_bytes(bytes, label).expect("load"),
+                BatchSize::PerIteration,
+            )
+        });
+        let engine = Engine::new().expect("engine");
+        engine.load_bytes(bytes, label).expect("load");
+        g.bench_function(format!("{}/cached", k.name()), |b| {
+            b.iter(|| engine.load_bytes(bytes, label).expect("load"))
+        });
+    }
+    g.finish();
+    c.final_summary();
+}

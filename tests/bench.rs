@@ -1,0 +1,96 @@
+//! `kiln bench`: the quick run prints one well-formed JSON report with every
+//! section, the outputs checked equal to native arrow-rs, and a missing peer
+//! or Python side reported as skipped (no timing assertions).
+
+use serde_json::Value;
+
+use crate::support::kiln_ok;
+
+#[test]
+fn quick_bench_prints_a_json_report_with_every_section() {
+    let out = kiln_ok(&[
+        "bench",
+        "--quick",
+        "--json",
+        "--rows",
+        "3000",
+        "--calls",
+        "20",
+        "--no-python",
+        "--peer",
+        "/nonexistent/kiln-peer-bench",
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    for key in [
+        "machine",
+        "loads",
+        "latency",
+        "throughput",
+        "python",
+        "peer",
+        "targets",
+    ] {
+        assert!(v.get(key).is_some(), "no '{key}' in {v:#}");
+    }
+
+    let loads = v["loads"].as_array().expect("loads is a list");
+    let names: Vec<&str> = loads.iter().filter_map(|l| l["plugin"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["standard-scaler", "one-hot", "hash-encode", "bucketize"]
+    );
+    for l in loads {
+        assert!(l["first_load_ms"].as_f64().is_some_and(|t| t > 0.0), "{l}");
+        assert!(l["cached_load_ms"].as_f64().is_some(), "{l}");
+    }
+
+    // 2 plugins x (1, 64 rows) x (1, 2 threads).
+    let latency = v["latency"].as_array().expect("latency is a list");
+    assert_eq!(latency.len(), 8, "{latency:#?}");
+    for l in latency {
+        let (p50, p99) = (l["p50_us"].as_f64(), l["p99_us"].as_f64());
+        assert!(p50.is_some() && p99.is_some(), "{l}");
+        assert!(p50 <= p99, "{l}");
+        let calls = l["calls"].as_u64().expect("calls");
+        assert_eq!(calls, 20 * l["threads"].as_u64().expect("threads"), "{l}");
+    }
+
+    let tp = v["throughput"].as_array().expect("throughput is a list");
+    let kernels: Vec<&str> = tp.iter().filter_map(|r| r["kernel"].as_str()).collect();
+    assert_eq!(kernels, ["standard-scaler", "hash-encode", "bucketize"]);
+    for r in tp {
+        assert_eq!(r["rows"], 3000, "{r}");
+        assert_eq!(r["verified"], true, "{r}");
+        for key in ["native_ms", "kiln_ms", "kiln_vs_native"] {
+            assert!(r[key].as_f64().is_some(), "{key} in {r}");
+        }
+        assert!(r["python_ms"].is_null() && r["peer_ms"].is_null(), "{r}");
+    }
+
+    assert_eq!(v["python"]["status"], "skipped");
+    assert_eq!(v["peer"]["status"], "skipped");
+    let how = v["peer"]["detail"].as_str().expect("peer detail");
+    assert!(
+        how.contains("cargo build --release"),
+        "says how to build: {how}"
+    );
+
+    let targets = v["targets"].as_array().expect("targets is a list");
+    assert!(targets.len() >= 10, "{targets:#?}");
+    for t in targets {
+        let peer = t["goal"]
+            .as_str()
+            .is_some_and(|g| g.contains("arrow-udf-runtime"));
+        let python = t["goal"]
+            .as_str()
+            .is_some_and(|g| g.contains("faster than"));
+        if peer || python {
+            assert!(
+                t["met"].is_null(),
+                "not measured, so neither met nor missed: {t}"
+            );
+        } else {
+            assert!(t["met"].is_boolean(), "{t}");
+        }
+    }
+}
