@@ -1156,9 +1156,9 @@ fn targets(loads: &[LoadRow], latency: &[LatencyRow], tp: &[ThroughputRow]) -> V
 }
 
 fn human_rows(n: usize) -> String {
-    if n >= 1_000_000 && n % 1_000_000 == 0 {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)
-    } else if n >= 1_000 && n % 1_000 == 0 {
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
         format!("{}k", n / 1_000)
     } else {
         n.to_string()
