@@ -532,6 +532,7 @@ pub fn run(
     let peer_ready = peer_status(opts.peer.as_deref());
     let mut python = python_ready.clone().err();
     let mut peer = peer_ready.clone().err();
+    let (mut python_ran, mut peer_ran) = (None, None);
     let mut throughput = Vec::new();
     for &rows in &opts.rows {
         progress(&format!("throughput: generating {rows} rows"));
@@ -600,15 +601,22 @@ pub fn run(
             }
             throughput.push(row);
         }
-        if let (Some(py), None) = (&py, &python) {
-            python = Some(SideStatus::ok(describe_side(py)));
+        if let Some(py) = &py {
+            python_ran = Some(describe_side(py));
         }
-        if let (Some(pr), None) = (&pr, &peer) {
-            peer = Some(SideStatus::ok(describe_side(pr)));
+        if let Some(pr) = &pr {
+            peer_ran = Some(describe_side(pr));
         }
     }
-    let python = python.unwrap_or_else(|| SideStatus::skipped("no throughput rows"));
-    let peer = peer.unwrap_or_else(|| SideStatus::skipped("no throughput rows"));
+    // An error (or a skip) wins; otherwise what ran.
+    let side = |status: Option<SideStatus>, ran: Option<String>| {
+        status.unwrap_or_else(|| match ran {
+            Some(versions) => SideStatus::ok(versions),
+            None => SideStatus::skipped("no throughput rows"),
+        })
+    };
+    let python = side(python, python_ran);
+    let peer = side(peer, peer_ran);
     let targets = targets(&loads, &latency, &throughput);
     Ok(Report {
         machine,
