@@ -181,20 +181,24 @@ impl Kernel {
     /// `one-hot` (not a throughput kernel) or an input of another shape.
     pub fn native(self, input: &RecordBatch) -> Option<ArrayRef> {
         let col = input.columns().first()?;
+        // The parameters go through `black_box`, as a native transform reads
+        // them at run time: the compiler must not specialize the kernel on
+        // them (e.g. `% 1024` into a mask), which the plugin cannot do either.
+        use std::hint::black_box as param;
         Some(match self {
             Kernel::StandardScaler => Arc::new(native::standard_scale(
                 col.as_primitive_opt::<Float64Type>()?,
-                SCALER_MEAN,
-                SCALER_STD,
+                param(SCALER_MEAN),
+                param(SCALER_STD),
             )),
             Kernel::HashEncode => Arc::new(native::hash_encode(
                 col.as_string_opt::<i32>()?,
-                HASH_BUCKETS,
-                0,
+                param(HASH_BUCKETS),
+                param(0),
             )),
             Kernel::Bucketize => Arc::new(native::bucketize(
                 col.as_primitive_opt::<Float64Type>()?,
-                &BOUNDARIES,
+                param(&BOUNDARIES[..]),
             )),
             Kernel::OneHot => return None,
         })
