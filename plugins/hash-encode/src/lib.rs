@@ -112,8 +112,13 @@ impl StatelessTransform for HashEncode {
         for c in &self.0.columns {
             let strings = columns::utf8(&batch, c)?;
             let (buckets, seed) = (self.0.buckets, self.0.seed);
-            let values: Vec<u32> = (0..strings.len())
-                .map(|i| murmur3_32(strings.value(i).as_bytes(), seed) % buckets)
+            // Straight over the offsets and bytes (no per-row bounds checks
+            // or `&str` construction); null rows hash their empty slot.
+            let data = strings.value_data();
+            let values: Vec<u32> = strings
+                .value_offsets()
+                .windows(2)
+                .map(|w| murmur3_32(&data[w[0] as usize..w[1] as usize], seed) % buckets)
                 .collect();
             let out = UInt32Array::new(values.into(), strings.nulls().cloned());
             let nullable = columns::field(batch.schema_ref(), c)?.is_nullable();
