@@ -6,6 +6,7 @@ mod support;
 
 mod bad_data;
 mod boundary;
+mod cache;
 mod cli;
 mod determinism;
 mod engine;
@@ -13,4 +14,5 @@ mod large;
 mod plugins;
 mod roundtrip;
 mod sandbox;
+mod serving;
 mod soak;
