@@ -239,6 +239,15 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// Too many plugin instances are alive at once in this engine (each
+    /// call, and each warm instance of a serving pool, holds one).
+    #[error("{plugin}: too many plugin instances alive at once ({message}); retry, or serve fewer transforms per engine")]
+    Busy {
+        /// The plugin.
+        plugin: PluginRef,
+        /// wasmtime's explanation.
+        message: String,
+    },
     /// A Kiln bug: please report it.
     #[error("internal error (a bug in kiln): {0}")]
     Internal(String),

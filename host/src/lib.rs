@@ -9,10 +9,14 @@
 //! The map of the crate:
 //! - [`Engine`] / [`EngineConfig`]: wasmtime configured for determinism and
 //!   limits (deadline, memory cap), WASI granting nothing, the compiled
-//!   component cache keyed by plugin id.
+//!   component cache keyed by plugin id, in memory and (with
+//!   [`EngineConfig::with_cache_dir`]) on disk.
 //! - [`Plugin`] / [`PluginInfo`]: a loaded, validated plugin and what it says
 //!   about itself; [`Fitter`] fits it batch by batch into a [`State`];
 //!   [`Transformer`] applies it with [`Params`] and a state.
+//! - [`ServingTransform`]: a named, pinned transform for a service: callable
+//!   from many threads, each call in a fresh pre-warmed instance, reloadable
+//!   atomically, with counters and a latency histogram ([`MetricsSnapshot`]).
 //! - [`io`]: streaming readers and atomic writers for Parquet, CSV, Arrow IPC
 //!   and JSON-lines.
 //! - [`job`]: whole-file fit and run, as the CLI does them, with progress.
@@ -53,6 +57,7 @@
 pub mod bench;
 mod bindings;
 mod bundle;
+mod cache;
 mod engine;
 mod error;
 mod fingerprint;
@@ -68,6 +73,7 @@ mod plugin;
 pub mod quality;
 mod registry;
 mod sandbox;
+mod serving;
 pub mod store;
 mod wire;
 
@@ -83,3 +89,6 @@ pub use engine::{plugin_id, Engine, EngineConfig};
 pub use error::{Error, PluginRef, Result};
 pub use params::Params;
 pub use plugin::{Fitter, Plugin, PluginInfo, PluginKind, State, Transformer, WIT_VERSION};
+pub use serving::{
+    Histogram, InstanceStrategy, MetricsSnapshot, ServingOptions, ServingTransform, LATENCY_BUCKETS,
+};

@@ -325,6 +325,70 @@ impl Plugin {
         let res = r.map_err(|e| plugin_error(&pref, e))?;
         Ok((s, res))
     }
+
+    /// A fresh instance configured with parameters and state, ready to apply.
+    pub(crate) fn ready(&self, params: &Params, state: Option<&State>) -> Result<Ready> {
+        let (session, res) = self.configure(params, state)?;
+        Ok(Ready { session, res })
+    }
+
+    /// The wire form of an input schema and the output schema the plugin
+    /// declares for it (asked of a fresh configured instance).
+    pub(crate) fn declared_schemas(
+        &self,
+        params: &Params,
+        state: Option<&State>,
+        input: &SchemaRef,
+    ) -> Result<(w::Schema, SchemaRef)> {
+        let pref = self.plugin_ref();
+        let ws = input_wire_schema(&pref, input)?;
+        let (mut session, res) = self.configure(params, state)?;
+        let out = session
+            .call(&pref, |s| {
+                s.bindings
+                    .kiln_transform_transform()
+                    .transformer()
+                    .call_output_schema(&mut s.store, res, &ws)
+            })?
+            .map_err(|e| plugin_error(&pref, e))?;
+        let out = Arc::new(wire::import_schema(out).map_err(|e| wire_error(&pref, e))?);
+        Ok((ws, out))
+    }
+
+    /// Apply a configured instance to one batch whose wire schema is `ws`,
+    /// validating the output against `declared`.
+    pub(crate) fn apply_ready(
+        &self,
+        ready: &mut Ready,
+        batch: &RecordBatch,
+        ws: &w::Schema,
+        declared: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let pref = self.plugin_ref();
+        let prepared = Prepared::new(batch, ws);
+        let idx = self.inner.apply;
+        let res = ready.res;
+        let out = ready
+            .session
+            .call(&pref, |s| {
+                let f = s.func(&idx)?;
+                let typed = f.typed::<(ResourceAny, BatchArg<'_>), (Result<w::Batch, w::Error>,)>(
+                    &s.store,
+                )?;
+                Ok(typed.call(&mut s.store, (res, prepared.arg()))?.0)
+            })?
+            .map_err(|e| plugin_error(&pref, e))?;
+        let ratio = self.inner.engine.config().max_output_ratio;
+        let max_rows = (batch.num_rows() as u64).max(1).saturating_mul(ratio);
+        wire::import_batch(out, declared, max_rows).map_err(|e| wire_error(&pref, e))
+    }
+}
+
+/// A fresh instance of a plugin, configured with parameters and state: the
+/// unit the serving pool keeps warm. Used for one call, then dropped.
+pub(crate) struct Ready {
+    session: Session,
+    res: ResourceAny,
 }
 
 impl Session {
@@ -374,6 +438,12 @@ fn classify_with(
         return Error::MemoryLimit {
             plugin: plugin.clone(),
             limit: store.data().limiter.limit,
+        };
+    }
+    if let Some(limit) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return Error::Busy {
+            plugin: plugin.clone(),
+            message: limit.to_string(),
         };
     }
     if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
@@ -549,18 +619,9 @@ impl Transformer {
                 return Ok(s.clone());
             }
         }
-        let pref = self.plugin.plugin_ref();
-        let ws = input_wire_schema(&pref, input)?;
-        let (mut session, res) = self.plugin.configure(&self.params, self.state.as_ref())?;
-        let out = session
-            .call(&pref, |s| {
-                s.bindings
-                    .kiln_transform_transform()
-                    .transformer()
-                    .call_output_schema(&mut s.store, res, &ws)
-            })?
-            .map_err(|e| plugin_error(&pref, e))?;
-        let out = Arc::new(wire::import_schema(out).map_err(|e| wire_error(&pref, e))?);
+        let (ws, out) = self
+            .plugin
+            .declared_schemas(&self.params, self.state.as_ref(), input)?;
         let entry = (input.clone(), ws, out);
         self.schemas = Some(entry.clone());
         Ok(entry)
@@ -573,23 +634,9 @@ impl Transformer {
     /// What the plugin reports; [`Error::InvalidOutput`] for malformed
     /// output; traps and limits.
     pub fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let pref = self.plugin.plugin_ref();
         let (_, ws, declared) = self.schemas_for(batch.schema_ref())?;
-        let prepared = Prepared::new(batch, &ws);
-        let idx = self.plugin.inner.apply;
-        let (mut session, res) = self.plugin.configure(&self.params, self.state.as_ref())?;
-        let out = session
-            .call(&pref, |s| {
-                let f = s.func(&idx)?;
-                let typed = f.typed::<(ResourceAny, BatchArg<'_>), (Result<w::Batch, w::Error>,)>(
-                    &s.store,
-                )?;
-                Ok(typed.call(&mut s.store, (res, prepared.arg()))?.0)
-            })?
-            .map_err(|e| plugin_error(&pref, e))?;
-        let ratio = self.plugin.inner.engine.config().max_output_ratio;
-        let max_rows = (batch.num_rows() as u64).max(1).saturating_mul(ratio);
-        wire::import_batch(out, &declared, max_rows).map_err(|e| wire_error(&pref, e))
+        let mut ready = self.plugin.ready(&self.params, self.state.as_ref())?;
+        self.plugin.apply_ready(&mut ready, batch, &ws, &declared)
     }
 }
 

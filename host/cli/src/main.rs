@@ -66,6 +66,12 @@ struct Limits {
     /// Memory cap per plugin instance, e.g. 512MiB, 1GiB, or bytes.
     #[arg(long, global = true, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     memory_limit: usize,
+    /// Directory of the compiled-plugin cache [default: $KILN_HOME/cache, else ~/.cache/kiln].
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile plugins without reading or writing the compiled-plugin cache.
+    #[arg(long, global = true, conflicts_with = "cache_dir")]
+    no_cache: bool,
 }
 
 #[derive(Subcommand)]
@@ -365,7 +371,11 @@ fn try_main(cli: Cli) -> Result<()> {
     }
     let config = EngineConfig::default()
         .with_deadline(Duration::from_secs_f64(cli.limits.deadline))
-        .with_memory_limit(cli.limits.memory_limit);
+        .with_memory_limit(cli.limits.memory_limit)
+        .with_cache_dir(match cli.limits.no_cache {
+            true => None,
+            false => (cli.limits.cache_dir.clone()).or_else(EngineConfig::default_cache_dir),
+        });
     let engine = Engine::with_config(config)?;
     let json = cli.json;
     match cli.command {
