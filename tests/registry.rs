@@ -430,6 +430,28 @@ fn tampered_bundles_are_refused() {
     kiln_ok(&["run", &bundle, "--input", s(&f.a), "--output", &ok_out]);
     let b = Bundle::read(Path::new(&bundle)).unwrap();
     assert_eq!(b.manifest.version_id, m["version_id"].as_str().unwrap());
+    // Served from the bundle, without a store: the same bits as the CLI.
+    let served = b
+        .serving(crate::support::engine(), Default::default())
+        .unwrap();
+    assert_eq!(served.name(), "s@prod");
+    let input = crate::support::concat(&crate::support::read(&f.a));
+    let from_bundle = served.apply(&input).unwrap();
+    let from_cli = crate::support::concat(&crate::support::read(Path::new(&ok_out)));
+    assert_eq!(from_bundle.schema().fields(), from_cli.schema().fields());
+    for c in 0..from_cli.num_columns() {
+        assert_eq!(
+            from_bundle.column(c).to_data(),
+            from_cli.column(c).to_data()
+        );
+    }
+    // And from the store by name@tag.
+    {
+        let st = Store::open(Path::new(&f.store), &OpenOptions::default(), &mut |_| {}).unwrap();
+        let reg = kiln_host::Registry::new(crate::support::engine().clone(), st);
+        let by_tag = reg.serving("s@prod", Default::default()).unwrap();
+        assert_eq!(by_tag.apply(&input).unwrap(), from_bundle);
+    }
     let store_out = f.p("store.parquet");
     f.k(&["run", "s@prod", "--input", s(&f.a), "--output", &store_out]);
     assert_eq!(

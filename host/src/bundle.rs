@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::store::version_id;
-use crate::{Engine, Error, Params, Plugin, Result, State};
+use crate::{Engine, Error, Params, Plugin, Result, ServingOptions, ServingTransform, State};
 
 /// The bundle format this build writes and reads.
 pub const BUNDLE_FORMAT: u64 = 1;
@@ -227,6 +227,22 @@ impl Bundle {
     /// The fitted state, for fitted versions.
     pub fn state(&self) -> Option<&State> {
         self.state.as_ref()
+    }
+
+    /// Serve the bundled version, named `name@tag` from the manifest, with
+    /// no store: what a serving process does with an exported bundle.
+    ///
+    /// # Errors
+    /// As [`Bundle::load`] and [`ServingTransform::with_options`].
+    pub fn serving(&self, engine: &Engine, options: ServingOptions) -> Result<ServingTransform> {
+        let name = format!("{}@{}", self.manifest.name, self.manifest.tag);
+        ServingTransform::with_options(
+            name,
+            self.load(engine)?,
+            self.params(),
+            self.state.clone(),
+            options,
+        )
     }
 
     /// Compile (or fetch from the engine's cache) the bundled plugin.

@@ -20,7 +20,9 @@ use crate::store::{
     now, pipeline_id, DatasetRecord, EngineSettings, PipelineRecord, PluginRecord, Resolved,
     RunKind, RunRecord, RunStatus, Store, TagMove, TagRef, TransformParts, VersionRecord,
 };
-use crate::{Engine, Error, Params, Plugin, Result, State, WIT_VERSION};
+use crate::{
+    Engine, Error, Params, Plugin, Result, ServingOptions, ServingTransform, State, WIT_VERSION,
+};
 
 /// An engine and a store, used together.
 #[derive(Debug)]
@@ -1197,5 +1199,21 @@ impl Registry {
             calls: log.inputs.len(),
             mismatches,
         })
+    }
+}
+
+impl Registry {
+    /// Serve `name@tag` (or a version id): the pinned plugin, parameters and
+    /// state, checked, as a [`ServingTransform`] named `spec`. Call
+    /// [`ServingTransform::reload`] with a newly resolved version to follow
+    /// a tag move.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] (a pipeline is loaded with
+    /// [`Registry::load_pipeline`]); as [`ServingTransform::with_options`].
+    pub fn serving(&self, spec: &str, options: ServingOptions) -> Result<ServingTransform> {
+        let v = self.store.resolve(spec)?;
+        let (plugin, params, state) = self.load_version(&v)?;
+        ServingTransform::with_options(spec, plugin, params, state, options)
     }
 }
