@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use arrow::array::RecordBatch;
 use kiln_host::parity::{ParityLogger, ParityMeta};
 use kiln_host::store::{OpenOptions, Resolved, Store};
-use kiln_host::Registry;
+use kiln_host::{Registry, ServingOptions};
 use serde_json::Value;
 
 use crate::support::{
@@ -146,34 +147,39 @@ fn a_pipeline_is_fitted_run_guarded_compared_and_promoted() {
     );
     assert_eq!(cli.column_by_name("age").unwrap().null_count(), 0);
 
-    // The embedding API loads the same pipeline and gives the same bits;
-    // its calls are logged for parity, as a serving process would.
+    // The embedding API serves the pipeline exactly like a single
+    // transform (Registry::serving, from two threads) and gives the CLI's
+    // bits; a serving process logs its calls for parity as it goes.
     let log = dir.join("serving-log");
     {
         let st = Store::open(Path::new(&store), &OpenOptions::default(), &mut |_| {}).unwrap();
         let reg = Registry::new(engine().clone(), st);
-        let Resolved::Pipeline(p) = reg.store().resolve_any("customers@dev").unwrap() else {
-            panic!("customers@dev is a pipeline")
-        };
-        let mut t = reg.load_pipeline(&p).unwrap().transformer().unwrap();
+        let served = reg
+            .serving("customers@dev", ServingOptions::default())
+            .unwrap();
+        assert!(served.is_pipeline());
+        assert_eq!(served.steps().len(), 3);
+        assert_eq!(served.version(), v1, "served version = the pipeline id");
+        served
+            .start_parity_log(&log, Some("customers@dev".into()), 1)
+            .unwrap();
         let input = concat(&read(&data));
-        let mut logger = ParityLogger::create(
-            &log,
-            &ParityMeta {
-                target: Some("customers@dev".into()),
-                id: p.id.clone(),
-                sample_every: 1,
-            },
-        )
-        .unwrap();
-        let mut pieces = Vec::new();
-        for start in (0..input.num_rows()).step_by(10) {
-            let b = input.slice(start, 10.min(input.num_rows() - start));
-            let o = t.apply(&b).unwrap();
-            logger.log(&b, &o).unwrap();
-            pieces.push(o);
-        }
-        assert_eq!(logger.finish().unwrap(), 5);
+        let starts: Vec<usize> = (0..input.num_rows()).step_by(10).collect();
+        let pieces: Vec<RecordBatch> = std::thread::scope(|sc| {
+            let handles: Vec<_> = starts
+                .iter()
+                .map(|&start| {
+                    let (served, input) = (&served, &input);
+                    let b = input.slice(start, 10.min(input.num_rows() - start));
+                    sc.spawn(move || served.apply(&b).unwrap())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        // Every call logged (sampling: tests/serving.rs), so the log is
+        // also the whole live dataset for `kiln drift` below.
+        assert_eq!(served.stop_parity_log().unwrap(), Some(5));
+        assert_eq!(served.metrics().calls, 5);
         let lib = concat(&pieces);
         for (c, f) in cli.schema().fields().iter().enumerate() {
             assert_eq!(
@@ -183,6 +189,12 @@ fn a_pipeline_is_fitted_run_guarded_compared_and_promoted() {
                 f.name()
             );
         }
+        // The same pipeline through Pipeline::transformer: same bits again.
+        let Resolved::Pipeline(p) = reg.store().resolve_any("customers@dev").unwrap() else {
+            panic!("customers@dev is a pipeline")
+        };
+        let mut t = reg.load_pipeline(&p).unwrap().transformer().unwrap();
+        assert_eq!(t.apply(&input).unwrap(), served.apply(&input).unwrap());
     }
     // Parity: the log replays bit for bit; a served value that differs is named.
     let p = json(&kiln_ok(&["parity", s(&log), "--store", &store, "--json"]));
@@ -196,7 +208,11 @@ fn a_pipeline_is_fitted_run_guarded_compared_and_promoted() {
     let bad_log = dir.join("bad-log");
     {
         let logged = kiln_host::parity::ParityLog::read(&log).unwrap();
-        let mut logger = ParityLogger::create(&bad_log, &logged.meta).unwrap();
+        let meta = ParityMeta {
+            sample_every: 1,
+            ..logged.meta.clone()
+        };
+        let mut logger = ParityLogger::create(&bad_log, &meta).unwrap();
         for (i, (inp, outp)) in logged.inputs.iter().zip(&logged.outputs).enumerate() {
             let mut cols = outp.columns().to_vec();
             if i == 2 {

@@ -445,19 +445,44 @@ fn tampered_bundles_are_refused() {
             from_cli.column(c).to_data()
         );
     }
-    // And from the store by name@tag.
-    {
+    assert_eq!(served.version(), m["version_id"].as_str().unwrap());
+    // And from the store by name@tag (the store is closed again after).
+    let registry = || {
         let st = Store::open(Path::new(&f.store), &OpenOptions::default(), &mut |_| {}).unwrap();
-        let reg = kiln_host::Registry::new(crate::support::engine().clone(), st);
-        let by_tag = reg.serving("s@prod", Default::default()).unwrap();
-        assert_eq!(by_tag.apply(&input).unwrap(), from_bundle);
-    }
+        kiln_host::Registry::new(crate::support::engine().clone(), st)
+    };
+    let by_tag = registry().serving("s@prod", Default::default()).unwrap();
+    assert_eq!(by_tag.apply(&input).unwrap(), from_bundle);
+    assert_eq!(by_tag.version(), m["version_id"].as_str().unwrap());
     let store_out = f.p("store.parquet");
     f.k(&["run", "s@prod", "--input", s(&f.a), "--output", &store_out]);
     assert_eq!(
         std::fs::read(&ok_out).unwrap(),
         std::fs::read(&store_out).unwrap()
     );
+    // prod moves (refit on the other half, promoted by another process):
+    // Registry::reload follows it, and only when it moved.
+    assert!(!registry().reload(&by_tag, "s@prod").unwrap());
+    let v2 = f.k(&[
+        "fit",
+        "s",
+        "--input",
+        s(&f.b),
+        "--param",
+        "columns=income",
+        "--tag",
+        "prod",
+    ]);
+    assert!(registry().reload(&by_tag, "s@prod").unwrap());
+    assert_eq!(by_tag.version(), v2["version_id"].as_str().unwrap());
+    let v2_out = f.p("v2.parquet");
+    f.k(&["run", "s@prod", "--input", s(&f.a), "--output", &v2_out]);
+    let v2_cli = crate::support::concat(&crate::support::read(Path::new(&v2_out)));
+    assert_ne!(v2_cli, from_cli);
+    assert_eq!(by_tag.apply(&input).unwrap(), v2_cli);
+    f.k(&["rollback", "s@prod"]);
+    assert!(registry().reload(&by_tag, "s@prod").unwrap());
+    assert_eq!(by_tag.apply(&input).unwrap(), from_bundle);
 
     let rebuild = |name: &str, edit: &dyn Fn(&str, Vec<u8>) -> Vec<u8>| -> PathBuf {
         let mut src = tar::Archive::new(std::fs::File::open(&bundle).unwrap());

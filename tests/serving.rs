@@ -196,6 +196,7 @@ fn reload_swaps_atomically_while_calls_run() {
     let t = ServingTransform::new("city", plugin.clone(), p16.clone(), None).unwrap();
     let v16 = t.version();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let started = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..2)
             .map(|_| {
@@ -204,12 +205,20 @@ fn reload_swaps_atomically_while_calls_run() {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let out = t.apply(b).unwrap();
                         assert!(out == out16 || out == out1024, "a mix of two targets");
+                        if n == 0 {
+                            started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         n += 1;
                     }
                     n
                 })
             })
             .collect();
+        // Reload only once both workers are calling (a busy machine may
+        // schedule them late).
+        while started.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+            std::thread::yield_now();
+        }
         for i in 0..10 {
             let p = if i % 2 == 0 { &p1024 } else { &p16 };
             t.reload(plugin.clone(), p.clone(), None).unwrap();
@@ -267,13 +276,65 @@ fn version_pins_plugin_params_and_state() {
     )
     .unwrap();
     assert_ne!(a.version(), c.version());
-    // sha256 over "plugin id\nparams\nstate id", computed here independently.
+    // The registry's version id: sha256 over
+    // "kiln-version-v1\nplugin id\nparams\nstate id", computed here independently.
     use sha2::{Digest, Sha256};
     let text = format!(
-        "{}\n{}\n{}",
+        "kiln-version-v1\n{}\n{}\n{}",
         load("standard_scaler").id(),
         scale.as_str(),
         state.id()
     );
     assert_eq!(a.version(), hex::encode(Sha256::digest(text.as_bytes())));
+}
+
+#[test]
+fn a_parity_log_holds_the_sampled_calls_on_disk_and_stops_at_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let hash = Params::from_json(r#"{"columns":["city"],"buckets":16}"#).unwrap();
+    let t = serve(
+        "hash_encode",
+        &hash,
+        None,
+        InstanceStrategy::Pool { depth: 2 },
+    );
+    t.start_parity_log(&log, Some("city@prod".into()), 3)
+        .unwrap();
+    let batches = customers(5);
+    let mut direct = load("hash_encode").transformer(&hash, None).unwrap();
+    for b in &batches[..7] {
+        t.apply(b).unwrap();
+    }
+    // Read while the log is still open: calls 1, 4 and 7 are already on disk.
+    let read = kiln_host::parity::ParityLog::read(&log).unwrap();
+    assert_eq!(read.meta.id, t.version());
+    assert_eq!(read.meta.target.as_deref(), Some("city@prod"));
+    assert_eq!(read.meta.sample_every, 3);
+    assert_eq!(read.inputs.len(), 3);
+    for (k, call) in [0, 3, 6].into_iter().enumerate() {
+        assert_eq!(read.inputs[k], batches[call], "logged input {k}");
+        assert_eq!(
+            read.outputs[k],
+            direct.apply(&batches[call]).unwrap(),
+            "logged output {k}"
+        );
+    }
+    // A reload changes the version: the log (of the old one) closes itself.
+    let other = Params::from_json(r#"{"columns":["city"],"buckets":17}"#).unwrap();
+    t.reload(load("hash_encode"), other, None).unwrap();
+    for b in &batches[7..] {
+        t.apply(b).unwrap();
+    }
+    assert_eq!(t.stop_parity_log().unwrap(), None, "already closed");
+    assert_eq!(
+        kiln_host::parity::ParityLog::read(&log)
+            .unwrap()
+            .inputs
+            .len(),
+        3
+    );
+    // A log directory is never overwritten.
+    let e = t.start_parity_log(&log, None, 1).unwrap_err().to_string();
+    assert!(e.contains("already holds a parity log"), "{e}");
 }

@@ -14,9 +14,10 @@
 //! - [`Plugin`] / [`PluginInfo`]: a loaded, validated plugin and what it says
 //!   about itself; [`Fitter`] fits it batch by batch into a [`State`];
 //!   [`Transformer`] applies it with [`Params`] and a state.
-//! - [`ServingTransform`]: a named, pinned transform for a service: callable
-//!   from many threads, each call in a fresh pre-warmed instance, reloadable
-//!   atomically, with counters and a latency histogram ([`MetricsSnapshot`]).
+//! - [`ServingTransform`]: a named, pinned transform or pipeline for a
+//!   service: callable from many threads, each call in a fresh pre-warmed
+//!   instance, reloadable atomically, with counters and a latency histogram
+//!   ([`MetricsSnapshot`]) and an optional sampled parity log ([`parity`]).
 //! - [`io`]: streaming readers and atomic writers for Parquet, CSV, Arrow IPC
 //!   and JSON-lines.
 //! - [`job`]: whole-file fit and run, as the CLI does them, with progress.

@@ -110,6 +110,16 @@ impl ParityLogger {
         let w = self.outputs.as_mut().expect("opened above");
         w.write(output)
             .map_err(|e| Error::data(dir.join("outputs.arrows"), e))?;
+        // On disk before the call returns: a crash loses at most this call.
+        for (name, w) in [
+            ("inputs.arrows", &mut self.inputs),
+            ("outputs.arrows", &mut self.outputs),
+        ] {
+            w.as_mut()
+                .expect("opened above")
+                .flush()
+                .map_err(|e| Error::data(dir.join(name), e))?;
+        }
         self.logged += 1;
         Ok(())
     }

@@ -174,12 +174,25 @@ impl PipelineSpec {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     steps: Vec<(Plugin, Params, Option<State>)>,
+    id: Option<String>,
 }
 
 impl Pipeline {
     /// A pipeline of these steps.
     pub fn new(steps: Vec<(Plugin, Params, Option<State>)>) -> Pipeline {
-        Pipeline { steps }
+        Pipeline { steps, id: None }
+    }
+
+    /// The same pipeline, identified by `id` (the registry's pipeline id,
+    /// which [`crate::ServingTransform::version`] then reports).
+    pub fn with_id(mut self, id: impl Into<String>) -> Pipeline {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The registry's pipeline id, for a pipeline loaded from the store.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 
     /// The steps.

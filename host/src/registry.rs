@@ -956,7 +956,7 @@ impl Registry {
             .iter()
             .map(|s| self.load_version(&self.store.version(s)?))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Pipeline::new(steps))
+        Ok(Pipeline::new(steps).with_id(rec.id.clone()))
     }
 
     /// Run a pipeline version: the input contract on every input, each step
@@ -1203,17 +1203,48 @@ impl Registry {
 }
 
 impl Registry {
-    /// Serve `name@tag` (or a version id): the pinned plugin, parameters and
-    /// state, checked, as a [`ServingTransform`] named `spec`. Call
-    /// [`ServingTransform::reload`] with a newly resolved version to follow
-    /// a tag move.
+    /// Serve `name@tag` (or a version or pipeline id): the pinned plugin,
+    /// parameters and state, or every step of a pipeline, checked, as a
+    /// [`ServingTransform`] named `spec`. [`Registry::reload`] follows a
+    /// later tag move.
     ///
     /// # Errors
-    /// [`Error::NotFound`] (a pipeline is loaded with
-    /// [`Registry::load_pipeline`]); as [`ServingTransform::with_options`].
+    /// [`Error::NotFound`] for an unknown name, tag or id; as
+    /// [`ServingTransform::with_options`] / [`ServingTransform::pipeline`].
     pub fn serving(&self, spec: &str, options: ServingOptions) -> Result<ServingTransform> {
-        let v = self.store.resolve(spec)?;
-        let (plugin, params, state) = self.load_version(&v)?;
-        ServingTransform::with_options(spec, plugin, params, state, options)
+        match self.store.resolve_any(spec)? {
+            Resolved::Version(v) => {
+                let (plugin, params, state) = self.load_version(&v)?;
+                ServingTransform::with_options(spec, plugin, params, state, options)
+            }
+            Resolved::Pipeline(p) => {
+                ServingTransform::pipeline(spec, &self.load_pipeline(&p)?, options)
+            }
+        }
+    }
+
+    /// Resolve `spec` again and, if it now names another version, swap
+    /// `serving` to it atomically (calls in flight finish on the old one).
+    /// Returns whether the version changed.
+    ///
+    /// # Errors
+    /// As [`Registry::serving`]; `serving` is then unchanged.
+    pub fn reload(&self, serving: &ServingTransform, spec: &str) -> Result<bool> {
+        match self.store.resolve_any(spec)? {
+            Resolved::Version(v) => {
+                if v.id == serving.version() {
+                    return Ok(false);
+                }
+                let (plugin, params, state) = self.load_version(&v)?;
+                serving.reload(plugin, params, state)?;
+            }
+            Resolved::Pipeline(p) => {
+                if p.id == serving.version() {
+                    return Ok(false);
+                }
+                serving.reload_pipeline(&self.load_pipeline(&p)?)?;
+            }
+        }
+        Ok(true)
     }
 }

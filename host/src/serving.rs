@@ -18,7 +18,8 @@
 //! per transform across reloads ([`ServingTransform::metrics`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,8 @@ use arrow::datatypes::SchemaRef;
 use sha2::{Digest, Sha256};
 
 use crate::bindings::kiln::transform::types as w;
+use crate::parity::{ParityLogger, ParityMeta};
+use crate::pipeline::Pipeline;
 use crate::plugin::Ready;
 use crate::{Params, Plugin, Result, State};
 
@@ -110,14 +113,20 @@ struct Shared {
     options: ServingOptions,
     current: RwLock<Arc<Target>>,
     metrics: Metrics,
+    parity: ParityHook,
 }
 
 impl std::fmt::Debug for ServingTransform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let t = self.target();
+        let steps: Vec<String> = t
+            .steps
+            .iter()
+            .map(|s| s.plugin.plugin_ref().to_string())
+            .collect();
         f.debug_struct("ServingTransform")
             .field("name", &self.shared.name)
-            .field("plugin", &t.plugin.plugin_ref().to_string())
+            .field("steps", &steps)
             .field("version", &t.version)
             .field("strategy", &self.shared.options.strategy)
             .finish()
@@ -155,15 +164,40 @@ impl ServingTransform {
         options: ServingOptions,
     ) -> Result<ServingTransform> {
         let name = name.into();
-        let target = Target::new(&name, plugin, params, state, options.strategy)?;
-        Ok(ServingTransform {
+        let target = Target::single(&name, plugin, params, state, options.strategy)?;
+        Ok(ServingTransform::from_target(name, target, options))
+    }
+
+    /// Bind `name` to a pipeline: [`ServingTransform::apply`] runs every
+    /// step in order, each in its own fresh instance, exactly as
+    /// [`Pipeline::transformer`] does (bit-identical output). Everything
+    /// else (threads, reload, metrics, parity logs) works as for a single
+    /// transform. Contracts are not checked per call: they are dataset
+    /// rules (null fractions, uniqueness) that `kiln pipeline run`, `kiln
+    /// check` and `kiln drift` apply to files and parity logs.
+    ///
+    /// # Errors
+    /// As [`ServingTransform::new`], for the first step that fails.
+    pub fn pipeline(
+        name: impl Into<String>,
+        pipeline: &Pipeline,
+        options: ServingOptions,
+    ) -> Result<ServingTransform> {
+        let name = name.into();
+        let target = Target::pipeline(&name, pipeline, options.strategy)?;
+        Ok(ServingTransform::from_target(name, target, options))
+    }
+
+    fn from_target(name: String, target: Target, options: ServingOptions) -> ServingTransform {
+        ServingTransform {
             shared: Arc::new(Shared {
                 name,
                 options,
                 current: RwLock::new(Arc::new(target)),
                 metrics: Metrics::default(),
+                parity: ParityHook::default(),
             }),
-        })
+        }
     }
 
     /// The name this transform is served under.
@@ -184,30 +218,51 @@ impl ServingTransform {
             .clone()
     }
 
-    /// The plugin currently served.
+    /// Whether the current target is a pipeline (see [`ServingTransform::steps`]).
+    pub fn is_pipeline(&self) -> bool {
+        self.target().pipeline
+    }
+
+    /// Every step of the current target, in order: plugin, parameters and
+    /// state (one step for a single transform).
+    pub fn steps(&self) -> Vec<(Plugin, Params, Option<State>)> {
+        self.target()
+            .steps
+            .iter()
+            .map(|s| (s.plugin.clone(), s.params.clone(), s.state.clone()))
+            .collect()
+    }
+
+    /// The plugin currently served (for a pipeline, its first step's).
     pub fn plugin(&self) -> Plugin {
-        self.target().plugin.clone()
+        self.target().first().plugin.clone()
     }
 
-    /// The parameters currently served.
+    /// The parameters currently served (for a pipeline, its first step's).
     pub fn params(&self) -> Params {
-        self.target().params.clone()
+        self.target().first().params.clone()
     }
 
-    /// The id of the state currently served, if any.
+    /// The id of the state currently served, if any (for a pipeline, its
+    /// first step's).
     pub fn state_id(&self) -> Option<String> {
-        self.target().state.as_ref().map(State::id)
+        self.target().first().state.as_ref().map(State::id)
     }
 
-    /// The transform version currently served: sha256 (hex) over the plugin
-    /// id, the canonical parameters and the state id.
+    /// The version currently served. For a single transform: the
+    /// registry's version id (sha256 over the plugin id, the canonical
+    /// parameters and the state id; see [`crate::store::version_id`]). For a pipeline: [`Pipeline::id`] (the
+    /// registry's pipeline id) if it has one, else a hash of its steps'
+    /// versions.
     pub fn version(&self) -> String {
         self.target().version.clone()
     }
 
-    /// Transform one batch in a fresh, never-used instance of the current
-    /// target. The output is validated against the output schema the plugin
-    /// declares, and is bit-identical to [`crate::Transformer::apply`]'s.
+    /// Transform one batch, each step in a fresh, never-used instance of
+    /// the current target. The output is validated against the output
+    /// schema the plugin declares, and is bit-identical to
+    /// [`crate::Transformer::apply`]'s. If a parity log is open
+    /// ([`ServingTransform::start_parity_log`]), a sampled call is logged.
     ///
     /// # Errors
     /// What the plugin reports ([`crate::Error::InvalidInput`], ...),
@@ -220,6 +275,11 @@ impl ServingTransform {
         self.shared
             .metrics
             .record(t0.elapsed(), batch.num_rows(), out.as_ref().ok());
+        if let Ok(o) = &out {
+            self.shared
+                .parity
+                .log(&self.shared.name, &target.version, batch, o);
+        }
         out
     }
 
@@ -228,36 +288,51 @@ impl ServingTransform {
     /// # Errors
     /// What the plugin reports (a missing column, a wrong type), traps.
     pub fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        Ok(self.target().schemas(input)?.1)
+        self.target().output_schema(input)
     }
 
     /// Point this name at a new target. The new target is configured (and
     /// its pool started) before the swap, so a bad reload leaves the old
     /// target serving; calls already running finish on the old target,
-    /// calls that start after `reload` returns use the new one.
+    /// calls that start after `reload` returns use the new one. A parity
+    /// log describes one version: it stops logging when the version changes.
     ///
     /// # Errors
     /// As [`ServingTransform::new`]; the current target is then unchanged.
     pub fn reload(&self, plugin: Plugin, params: Params, state: Option<State>) -> Result<()> {
-        let target = Arc::new(Target::new(
+        let target = Target::single(
             &self.shared.name,
             plugin,
             params,
             state,
             self.shared.options.strategy,
-        )?);
+        )?;
+        self.swap(target);
+        Ok(())
+    }
+
+    /// As [`ServingTransform::reload`], to a pipeline.
+    ///
+    /// # Errors
+    /// As [`ServingTransform::pipeline`]; the current target is then unchanged.
+    pub fn reload_pipeline(&self, pipeline: &Pipeline) -> Result<()> {
+        let target = Target::pipeline(&self.shared.name, pipeline, self.shared.options.strategy)?;
+        self.swap(target);
+        Ok(())
+    }
+
+    fn swap(&self, target: Target) {
         let old = std::mem::replace(
             &mut *self
                 .shared
                 .current
                 .write()
                 .unwrap_or_else(PoisonError::into_inner),
-            target,
+            Arc::new(target),
         );
         self.shared.metrics.reloads.fetch_add(1, Ordering::Relaxed);
-        // The old target (and its pool) goes when the last call holding it ends.
+        // The old target (and its pools) goes when the last call holding it ends.
         drop(old);
-        Ok(())
     }
 
     /// Counters and the latency histogram since this transform was created
@@ -265,15 +340,190 @@ impl ServingTransform {
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
     }
+
+    /// Start logging one call in `sample_every` (1 = every call,
+    /// deterministically: calls 1, 1 + n, 1 + 2n, ...) of the current
+    /// version to a new parity log in `dir`, for `kiln parity` and `kiln
+    /// drift`. `target` is the `name@tag` it was resolved from, if any.
+    /// Each logged call is flushed to disk before `apply` returns, so a
+    /// crash loses at most the call being logged. Replaces (and finishes)
+    /// a log already open. Failing to log never fails a call: it is
+    /// reported with `tracing` and the log is closed.
+    ///
+    /// # Errors
+    /// As [`ParityLogger::create`].
+    pub fn start_parity_log(
+        &self,
+        dir: &Path,
+        target: Option<String>,
+        sample_every: u64,
+    ) -> Result<()> {
+        let version = self.version();
+        let logger = ParityLogger::create(
+            dir,
+            &ParityMeta {
+                target,
+                id: version.clone(),
+                sample_every,
+            },
+        )?;
+        let old = self.shared.parity.set(Some((version, logger)));
+        if let Some(old) = old {
+            old.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Stop the parity log, if one is open, and return how many calls it
+    /// logged.
+    ///
+    /// # Errors
+    /// If the log's streams cannot be finished.
+    pub fn stop_parity_log(&self) -> Result<Option<u64>> {
+        self.shared
+            .parity
+            .set(None)
+            .map(ParityLogger::finish)
+            .transpose()
+    }
 }
 
-/// What one name points at: plugin, parameters, state, and where its call
-/// instances come from.
+/// The parity log of a [`ServingTransform`], if one is open, with the
+/// version it describes.
+#[derive(Default)]
+struct ParityHook {
+    open: AtomicBool,
+    logger: Mutex<Option<(String, ParityLogger)>>,
+}
+
+impl ParityHook {
+    fn set(&self, new: Option<(String, ParityLogger)>) -> Option<ParityLogger> {
+        let mut slot = self.logger.lock().unwrap_or_else(PoisonError::into_inner);
+        self.open.store(new.is_some(), Ordering::Release);
+        std::mem::replace(&mut *slot, new).map(|(_, l)| l)
+    }
+
+    fn log(&self, name: &str, version: &str, input: &RecordBatch, output: &RecordBatch) {
+        // No lock on the call path unless a log is open.
+        if !self.open.load(Ordering::Acquire) {
+            return;
+        }
+        let mut slot = self.logger.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((logged_version, logger)) = slot.as_mut() else {
+            return;
+        };
+        let why = if logged_version != version {
+            format!("'{name}' now serves version {version}")
+        } else {
+            match logger.log(input, output) {
+                Ok(()) => return,
+                Err(e) => format!("cannot log a call of '{name}': {e}"),
+            }
+        };
+        tracing::warn!(target: "kiln::serving", "parity log closed: {why}");
+        self.open.store(false, Ordering::Release);
+        if let Some((_, l)) = slot.take() {
+            let _ = l.finish();
+        }
+    }
+}
+
+/// What one name points at: one step (a single transform) or several (a
+/// pipeline), and the version that identifies them.
 struct Target {
+    version: String,
+    pipeline: bool,
+    steps: Vec<Step>,
+}
+
+impl Target {
+    fn single(
+        name: &str,
+        plugin: Plugin,
+        params: Params,
+        state: Option<State>,
+        strategy: InstanceStrategy,
+    ) -> Result<Target> {
+        let version = transform_version(plugin.id(), &params, state.as_ref());
+        Ok(Target {
+            version,
+            pipeline: false,
+            steps: vec![Step::new(name, plugin, params, state, strategy)?],
+        })
+    }
+
+    fn pipeline(name: &str, pipeline: &Pipeline, strategy: InstanceStrategy) -> Result<Target> {
+        if pipeline.steps().is_empty() {
+            return Err(crate::Error::Internal(format!(
+                "pipeline '{name}' has no steps"
+            )));
+        }
+        let steps = pipeline
+            .steps()
+            .iter()
+            .enumerate()
+            .map(|(i, (plugin, params, state))| {
+                Step::new(
+                    &format!("{name}.{i}"),
+                    plugin.clone(),
+                    params.clone(),
+                    state.clone(),
+                    strategy,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let version = match pipeline.id() {
+            Some(id) => id.to_owned(),
+            None => {
+                let mut h = Sha256::new();
+                h.update(b"kiln-serving-pipeline\n");
+                for s in &steps {
+                    h.update(transform_version(
+                        s.plugin.id(),
+                        &s.params,
+                        s.state.as_ref(),
+                    ));
+                    h.update(b"\n");
+                }
+                hex::encode(h.finalize())
+            }
+        };
+        Ok(Target {
+            version,
+            pipeline: true,
+            steps,
+        })
+    }
+
+    fn first(&self) -> &Step {
+        &self.steps[0]
+    }
+
+    /// The output schema for an input schema, through every step.
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        let mut schema = input.clone();
+        for s in &self.steps {
+            schema = s.schemas(&schema)?.1;
+        }
+        Ok(schema)
+    }
+
+    fn apply(&self, batch: &RecordBatch, metrics: &Metrics) -> Result<RecordBatch> {
+        let (first, rest) = self.steps.split_first().expect("at least one step");
+        let mut out = first.apply(batch, metrics)?;
+        for s in rest {
+            out = s.apply(&out, metrics)?;
+        }
+        Ok(out)
+    }
+}
+
+/// One plugin with its parameters and state, and where its call instances
+/// come from.
+struct Step {
     plugin: Plugin,
     params: Params,
     state: Option<State>,
-    version: String,
     schemas: RwLock<VecDeque<SchemaEntry>>,
     instances: Instances,
 }
@@ -287,17 +537,16 @@ enum Instances {
     Reuse(Mutex<Vec<Ready>>),
 }
 
-impl Target {
+impl Step {
     fn new(
         name: &str,
         plugin: Plugin,
         params: Params,
         state: Option<State>,
         strategy: InstanceStrategy,
-    ) -> Result<Target> {
+    ) -> Result<Step> {
         // Configure once now: bad parameters or state fail at load time.
         let first = plugin.ready(&params, state.as_ref())?;
-        let version = transform_version(plugin.id(), &params, state.as_ref());
         let instances = match strategy {
             InstanceStrategy::Fresh => Instances::Fresh,
             InstanceStrategy::ReuseUnsafe => Instances::Reuse(Mutex::new(vec![first])),
@@ -310,11 +559,10 @@ impl Target {
                 first,
             )?),
         };
-        Ok(Target {
+        Ok(Step {
             plugin,
             params,
             state,
-            version,
             schemas: RwLock::new(VecDeque::new()),
             instances,
         })
@@ -377,18 +625,11 @@ impl Target {
     }
 }
 
-/// The transform version: sha256 over plugin id, canonical parameters and
-/// state id, each on its own line.
+/// The transform version: the registry's version id
+/// ([`crate::store::version_id`]), so a name served from a `.wasm` file, a
+/// bundle or the store reports the id `kiln versions` shows.
 fn transform_version(plugin_id: &str, params: &Params, state: Option<&State>) -> String {
-    let mut h = Sha256::new();
-    h.update(plugin_id.as_bytes());
-    h.update(b"\n");
-    h.update(params.as_str().as_bytes());
-    h.update(b"\n");
-    if let Some(s) = state {
-        h.update(s.id().as_bytes());
-    }
-    hex::encode(h.finalize())
+    crate::store::version_id(plugin_id, params, state.map(State::id).as_deref())
 }
 
 /// The warm pool of one target and its refill thread, which stops when the

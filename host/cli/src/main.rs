@@ -90,7 +90,7 @@ enum Command {
     ///
     /// Examples:
     ///   kiln fit standard_scaler.wasm --input train.parquet --param columns=age --name scaler
-    ///   kiln fit scaler --input train2.parquet          (refit NAME's plugin and parameters)
+    ///   kiln fit scaler --input train2.parquet          (refit NAME's plugin and parameters; moves scaler@dev)
     ///   kiln fit standard_scaler.wasm --input train.csv --param columns=age --state-out scaler.state
     #[command(verbatim_doc_comment)]
     Fit {
@@ -391,6 +391,14 @@ fn try_main(cli: Cli) -> Result<()> {
             description,
             owner,
         } => {
+            // Refitting a named transform (`kiln fit scaler` or
+            // `kiln fit scaler@prod`) registers under that name by default.
+            let name = name.or_else(|| {
+                let id_like = plugin.len() >= 8 && plugin.chars().all(|c| c.is_ascii_hexdigit());
+                (!Path::new(&plugin).exists() && !plugin.ends_with(".wasm") && !id_like)
+                    .then(|| plugin.split('@').next().unwrap_or_default().to_owned())
+                    .filter(|n| !n.is_empty())
+            });
             let target = name.map(|name| FitTarget {
                 name,
                 tag,
