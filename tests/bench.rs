@@ -42,11 +42,30 @@ fn quick_bench_prints_a_json_report_with_every_section() {
     for l in loads {
         assert!(l["first_load_ms"].as_f64().is_some_and(|t| t > 0.0), "{l}");
         assert!(l["cached_load_ms"].as_f64().is_some(), "{l}");
+        assert!(
+            l["disk_cached_load_ms"].as_f64().is_some_and(|t| t > 0.0),
+            "{l}"
+        );
     }
 
-    // 2 plugins x (1, 64 rows) x (1, 2 threads).
+    // 2 plugins x (1, 64 rows) x (1, 2 threads) x pool (paced, back-to-back),
+    // plus one caller-side fresh reference per plugin.
     let latency = v["latency"].as_array().expect("latency is a list");
-    assert_eq!(latency.len(), 8, "{latency:#?}");
+    assert_eq!(latency.len(), 18, "{latency:#?}");
+    let cells = |inst: &str, arrival: &str| {
+        latency
+            .iter()
+            .filter(|l| l["instances"] == inst && l["arrival"] == arrival)
+            .count()
+    };
+    assert_eq!(
+        (
+            cells("pool", "paced"),
+            cells("pool", "back-to-back"),
+            cells("fresh", "back-to-back")
+        ),
+        (8, 8, 2)
+    );
     for l in latency {
         let (p50, p99) = (l["p50_us"].as_f64(), l["p99_us"].as_f64());
         assert!(p50.is_some() && p99.is_some(), "{l}");

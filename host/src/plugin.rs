@@ -12,7 +12,9 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, ResourceAny};
+use wasmtime::component::{
+    Component, ComponentExportIndex, Func, InstancePre, ResourceAny, TypedFunc,
+};
 use wasmtime::{Store, Trap};
 
 use crate::bindings::exports::kiln::transform::transform as t;
@@ -93,8 +95,14 @@ struct PluginInner {
     info: PluginInfo,
     pre: InstancePre<HostState>,
     fit_partial: ComponentExportIndex,
+    configure: ComponentExportIndex,
     apply: ComponentExportIndex,
 }
+
+/// `configure(params, state)`, called without per-instance type checks.
+type ConfigureFn<'a> = TypedFunc<(&'a str, Option<&'a [u8]>), (Result<ResourceAny, w::Error>,)>;
+/// `transformer.apply(batch)`, called without per-instance type checks.
+type ApplyFn<'a> = TypedFunc<(ResourceAny, BatchArg<'a>), (Result<w::Batch, w::Error>,)>;
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,11 +112,18 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
-/// One store and instance of a plugin.
+/// One store and instance of a plugin. `bindings` (every export looked
+/// up and type-checked, ~15% of an instantiation) is left out of the
+/// sessions that serve calls, which only use `configure` and `apply`.
 struct Session {
     store: Store<HostState>,
-    bindings: bindings::Plugin,
+    bindings: Option<bindings::Plugin>,
     instance: wasmtime::component::Instance,
+}
+
+/// The error for a bindings call on a bare session: a Kiln bug.
+fn no_bindings() -> wasmtime::Error {
+    wasmtime::format_err!("internal: bindings used on a bare session")
 }
 
 impl Plugin {
@@ -161,6 +176,7 @@ impl Plugin {
                 })
         };
         let fit_partial = func("fit-partial")?;
+        let configure = func("configure")?;
         let apply = func("[method]transformer.apply")?;
         let file_name = label
             .file_stem()
@@ -181,6 +197,7 @@ impl Plugin {
                 },
                 pre,
                 fit_partial,
+                configure,
                 apply,
             }),
         };
@@ -192,6 +209,8 @@ impl Plugin {
             .map_err(|e| load_err(format!("{e:#}")))?;
         let d = s.call(&plugin.plugin_ref(), |s| {
             s.bindings
+                .as_ref()
+                .ok_or_else(no_bindings)?
                 .kiln_transform_transform()
                 .call_describe(&mut s.store)
         })?;
@@ -218,6 +237,10 @@ impl Plugin {
     fn check_signatures(&self, s: &mut Session) -> wasmtime::Result<()> {
         let f = s.func(&self.inner.fit_partial)?;
         f.typed::<(&str, BatchArg<'_>), (Result<Vec<u8>, w::Error>,)>(&s.store)?;
+        // The hot path calls these two with `TypedFunc::new_unchecked`:
+        // this check, on the same component, is what makes that sound.
+        let f = s.func(&self.inner.configure)?;
+        f.typed::<(&str, Option<&[u8]>), (Result<ResourceAny, w::Error>,)>(&s.store)?;
         let f = s.func(&self.inner.apply)?;
         f.typed::<(ResourceAny, BatchArg<'_>), (Result<w::Batch, w::Error>,)>(&s.store)?;
         Ok(())
@@ -243,6 +266,15 @@ impl Plugin {
     }
 
     fn session(&self) -> Result<Session> {
+        self.new_session(true)
+    }
+
+    /// A session without `bindings`, for `configure` and `apply` only.
+    fn bare_session(&self) -> Result<Session> {
+        self.new_session(false)
+    }
+
+    fn new_session(&self, with_bindings: bool) -> Result<Session> {
         let engine = &self.inner.engine;
         let mut store = new_store(
             &engine.inner().wasmtime,
@@ -256,9 +288,12 @@ impl Plugin {
             .pre
             .instantiate(&mut store)
             .map_err(|e| classify(&self.plugin_ref(), e, &mut store))?;
-        let bindings = bindings::Plugin::new(&mut store, &instance).map_err(|e| {
-            Error::Internal(format!("bindings for a checked component failed: {e}"))
-        })?;
+        let bindings = with_bindings
+            .then(|| bindings::Plugin::new(&mut store, &instance))
+            .transpose()
+            .map_err(|e| {
+                Error::Internal(format!("bindings for a checked component failed: {e}"))
+            })?;
         Ok(Session {
             store,
             bindings,
@@ -275,6 +310,8 @@ impl Plugin {
         let mut s = self.session()?;
         let r = s.call(&self.plugin_ref(), |s| {
             s.bindings
+                .as_ref()
+                .ok_or_else(no_bindings)?
                 .kiln_transform_transform()
                 .call_needs_fit(&mut s.store, params.as_str())
         })?;
@@ -313,14 +350,28 @@ impl Plugin {
     }
 
     fn configure(&self, params: &Params, state: Option<&State>) -> Result<(Session, ResourceAny)> {
+        self.configure_in(self.session()?, params, state)
+    }
+
+    fn configure_in(
+        &self,
+        mut s: Session,
+        params: &Params,
+        state: Option<&State>,
+    ) -> Result<(Session, ResourceAny)> {
         let pref = self.plugin_ref();
-        let mut s = self.session()?;
+        let idx = self.inner.configure;
         let r = s.call(&pref, |s| {
-            s.bindings.kiln_transform_transform().call_configure(
-                &mut s.store,
-                params.as_str(),
-                state.map(|st| st.as_bytes()),
-            )
+            let f = s.func(&idx)?;
+            // SAFETY: `check_signatures` checked this signature on this
+            // component when the plugin was loaded.
+            let typed: ConfigureFn<'_> = unsafe { TypedFunc::new_unchecked(f) };
+            Ok(typed
+                .call(
+                    &mut s.store,
+                    (params.as_str(), state.map(|st| st.as_bytes())),
+                )?
+                .0)
         })?;
         let res = r.map_err(|e| plugin_error(&pref, e))?;
         Ok((s, res))
@@ -328,7 +379,7 @@ impl Plugin {
 
     /// A fresh instance configured with parameters and state, ready to apply.
     pub(crate) fn ready(&self, params: &Params, state: Option<&State>) -> Result<Ready> {
-        let (session, res) = self.configure(params, state)?;
+        let (session, res) = self.configure_in(self.bare_session()?, params, state)?;
         Ok(Ready { session, res })
     }
 
@@ -346,6 +397,8 @@ impl Plugin {
         let out = session
             .call(&pref, |s| {
                 s.bindings
+                    .as_ref()
+                    .ok_or_else(no_bindings)?
                     .kiln_transform_transform()
                     .transformer()
                     .call_output_schema(&mut s.store, res, &ws)
@@ -372,9 +425,9 @@ impl Plugin {
             .session
             .call(&pref, |s| {
                 let f = s.func(&idx)?;
-                let typed = f.typed::<(ResourceAny, BatchArg<'_>), (Result<w::Batch, w::Error>,)>(
-                    &s.store,
-                )?;
+                // SAFETY: `check_signatures` checked this signature on this
+                // component when the plugin was loaded.
+                let typed: ApplyFn<'_> = unsafe { TypedFunc::new_unchecked(f) };
                 Ok(typed.call(&mut s.store, (res, prepared.arg()))?.0)
             })?
             .map_err(|e| plugin_error(&pref, e))?;
@@ -548,11 +601,11 @@ impl Fitter {
         let pref = self.plugin.plugin_ref();
         let params = self.params.clone();
         let r = self.plugin.session()?.call(&pref, |s| {
-            s.bindings.kiln_transform_transform().call_fit_merge(
-                &mut s.store,
-                params.as_str(),
-                &states,
-            )
+            s.bindings
+                .as_ref()
+                .ok_or_else(no_bindings)?
+                .kiln_transform_transform()
+                .call_fit_merge(&mut s.store, params.as_str(), &states)
         })?;
         r.map_err(|e| plugin_error(&pref, e))
     }
@@ -576,11 +629,11 @@ impl Fitter {
         })?;
         let params = self.params.clone();
         let r = self.plugin.session()?.call(&pref, |s| {
-            s.bindings.kiln_transform_transform().call_fit_finish(
-                &mut s.store,
-                params.as_str(),
-                &merged,
-            )
+            s.bindings
+                .as_ref()
+                .ok_or_else(no_bindings)?
+                .kiln_transform_transform()
+                .call_fit_finish(&mut s.store, params.as_str(), &merged)
         })?;
         Ok(State::from_bytes(r.map_err(|e| plugin_error(&pref, e))?))
     }
