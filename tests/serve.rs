@@ -314,7 +314,16 @@ fn json_and_arrow_replies_equal_the_library_bit_for_bit() {
 fn bad_requests_get_clear_4xx_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(dir.path(), &["--max-body", "100000"]);
-    let cases: Vec<(&str, &str, Vec<u8>, u16, &str, &str)> = vec![
+    // (name, content type, body, status, error kind, the message says)
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<u8>,
+        u16,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "city",
             "application/json",
@@ -412,6 +421,18 @@ fn bad_requests_get_clear_4xx_and_the_server_keeps_serving() {
     assert_eq!((s, body.as_str()), (200, r#"{"status":"ok"}"#));
     let (s, _) = srv.get("/no/such/route");
     assert_eq!(s, 404);
+    let (s, body) = srv.get("/v1/transform/city");
+    assert_eq!(s, 405, "{body}");
+    assert!(body.contains("use POST"), "{body}");
+    // One pretty-printed object is one row.
+    let (s, _, reply) = srv.post(
+        "/v1/transform/city",
+        "application/json",
+        b"{\n  \"city\": \"Paris\",\n  \"plan\": \"pro\"\n}\n",
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&reply));
+    let row: Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(row["city"], u32_json(&hash_oracle(&cities()), "city")[0]);
 }
 
 #[test]

@@ -302,6 +302,11 @@ impl TransformSpec {
         if target.is_empty() {
             return Err(usage("nothing to resolve"));
         }
+        if target.ends_with(".kiln") || target.ends_with(".wasm") {
+            return Err(usage(
+                "a file is served with --transform NAME=FILE.kiln or NAME=FILE.wasm",
+            ));
+        }
         let name = alias.unwrap_or_else(|| target.split('@').next().unwrap_or(target));
         check_name(name).map_err(usage)?;
         Ok(TransformSpec {
@@ -723,8 +728,11 @@ impl Server {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .route("/v1/transforms", get(list))
-            .route("/v1/reload", post(reload))
-            .route("/v1/transform/{name}", post(transform))
+            .route("/v1/reload", post(reload).fallback(method_not_allowed))
+            .route(
+                "/v1/transform/{name}",
+                post(transform).fallback(method_not_allowed),
+            )
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(options.max_body_bytes))
             .with_state(app.clone());
@@ -847,6 +855,7 @@ fn short(id: &str) -> &str {
 }
 
 /// A JSON error reply.
+#[derive(Debug)]
 struct ApiError {
     status: StatusCode,
     kind: &'static str,
@@ -921,6 +930,14 @@ async fn healthz() -> Response {
         r#"{"status":"ok"}"#,
     )
         .into_response()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "use POST (GET /v1/transforms lists the transforms)",
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -1048,7 +1065,12 @@ async fn metrics(AxState(app): AxState<Arc<App>>) -> Response {
 pub fn prometheus_text(transforms: &[(&str, &ServingTransform)]) -> String {
     let mut out = String::new();
     let snaps: Vec<_> = transforms.iter().map(|(n, t)| (*n, t.metrics())).collect();
-    let counters: [(&str, &str, fn(&crate::MetricsSnapshot) -> u64); 6] = [
+    type Counter = (
+        &'static str,
+        &'static str,
+        fn(&crate::MetricsSnapshot) -> u64,
+    );
+    let counters: [Counter; 6] = [
         ("calls", "Calls to the transform.", |m| m.calls),
         ("errors", "Calls that failed.", |m| m.errors),
         ("rows_in", "Rows received.", |m| m.rows_in),
@@ -1286,15 +1308,11 @@ fn parse_rows(format: Format, body: &[u8]) -> Result<Vec<serde_json::Value>, Api
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_body(format!("body is not a JSON array of objects: {e}")))?
     } else {
-        let text = std::str::from_utf8(body)
-            .map_err(|e| ApiError::bad_body(format!("body is not UTF-8: {e}")))?;
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| ApiError::bad_body(format!("line {}: not JSON: {e}", i + 1)))
-            })
+        // One object per line, or objects one after another however they
+        // are laid out (a pretty-printed single object included).
+        serde_json::Deserializer::from_slice(body)
+            .into_iter::<serde_json::Value>()
+            .map(|r| r.map_err(|e| ApiError::bad_body(format!("line {}: not JSON: {e}", e.line()))))
             .collect::<Result<_, _>>()?
     };
     if let Some(i) = rows.iter().position(|r| !r.is_object()) {
@@ -1395,7 +1413,7 @@ mod tests {
             assert_eq!(s.name, name, "{spec}");
             assert_eq!(s.source, Source::Store(target.into()), "{spec}");
         }
-        for bad in ["", "a=", "a/b@prod", "x y=s@prod"] {
+        for bad in ["", "a=", "a/b@prod", "x y=s@prod", "s.kiln", "s=p.wasm"] {
             assert!(TransformSpec::from_store(bad).is_err(), "{bad:?}");
         }
     }
@@ -1414,6 +1432,13 @@ mod tests {
         assert!(parse_rows(Format::JsonArray, b"[]").is_err());
         assert!(parse_rows(Format::JsonArray, b"{\"x\":").is_err());
         assert!(parse_rows(Format::JsonLines, b"{\"x\":1}\nnope").is_err());
+        // A pretty-printed object is one row.
+        assert_eq!(
+            parse_rows(Format::JsonLines, b"{\n  \"x\": 1\n}\n")
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(
             parse_rows(Format::JsonLines, b"{\"x\":1}\n\n{\"x\":2}\n")
                 .unwrap()
