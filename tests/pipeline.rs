@@ -15,7 +15,7 @@ use crate::support::{
 };
 
 /// A three-step pipeline file: impute age, standardize `scaled`, one-hot plan.
-fn pipeline_file(
+pub(crate) fn pipeline_file(
     dir: &Path,
     file: &str,
     scaled: &str,

@@ -17,5 +17,6 @@ mod plugins;
 mod registry;
 mod roundtrip;
 mod sandbox;
+mod serve;
 mod serving;
 mod soak;

@@ -248,6 +248,20 @@ pub enum Error {
         /// wasmtime's explanation.
         message: String,
     },
+    /// The HTTP server cannot start: a bad `--transform` spec, a name used
+    /// twice, an address that cannot be bound.
+    #[error("{0}")]
+    Serve(String),
+    /// `kiln serve` cannot load the transform to serve as `name`.
+    #[error("cannot serve '{name}' from {from}: {source}")]
+    ServeLoad {
+        /// The route name.
+        name: String,
+        /// The source as given (`NAME@TAG`, a bundle or plugin file).
+        from: String,
+        /// Why.
+        source: Box<Error>,
+    },
     /// A Kiln bug: please report it.
     #[error("internal error (a bug in kiln): {0}")]
     Internal(String),

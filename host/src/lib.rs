@@ -18,6 +18,9 @@
 //!   service: callable from many threads, each call in a fresh pre-warmed
 //!   instance, reloadable atomically, with counters and a latency histogram
 //!   ([`MetricsSnapshot`]) and an optional sampled parity log ([`parity`]).
+//! - `serve` (cargo feature `serve`): the HTTP feature server behind
+//!   `kiln serve`: JSON or Arrow IPC in and out, reload from the store,
+//!   `/healthz`, `/metrics`.
 //! - [`io`]: streaming readers and atomic writers for Parquet, CSV, Arrow IPC
 //!   and JSON-lines.
 //! - [`job`]: whole-file fit and run, as the CLI does them, with progress.
@@ -74,6 +77,8 @@ mod plugin;
 pub mod quality;
 mod registry;
 mod sandbox;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod serving;
 pub mod store;
 mod wire;

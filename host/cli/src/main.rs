@@ -8,6 +8,7 @@ mod demo;
 mod pipeline;
 mod quality;
 mod registry;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -268,6 +269,8 @@ enum Command {
         #[arg(long, value_name = "COL=W:F")]
         threshold: Vec<String>,
     },
+    // The help text is ServeArgs' doc comment.
+    Serve(serve::ServeArgs),
     /// Run the built-in example: fit and apply the bundled plugins to the
     /// bundled customer table and print the features.
     Demo {
@@ -481,6 +484,7 @@ fn try_main(cli: Cli) -> Result<()> {
             &threshold,
             json,
         ),
+        Command::Serve(args) => serve::run(&engine, &cli.store, &args),
         Command::Demo { dir } => demo::run(&engine, dir.as_deref(), json),
         Command::Bench(args) => bench::run(&args, engine.config().clone(), json),
     }

@@ -1,0 +1,114 @@
+//! `kiln serve`: load the named transforms, bind, print the address, serve.
+//! Parsing and printing only; the server is `kiln_host::serve`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use kiln_host::serve::{Catalog, ServeOptions, Server, TransformSpec};
+use kiln_host::{Engine, InstanceStrategy, ServingOptions};
+
+use crate::registry::StoreArgs;
+
+/// Serve transforms over HTTP: POST rows as JSON or Arrow IPC, get features back.
+///
+/// Each transform is served at /v1/transform/NAME. It comes from the store
+/// (NAME@TAG or a version id, given as arguments), from a .kiln bundle
+/// (`kiln export`), or from a plugin file with its parameters and state.
+/// The store is opened only to resolve names and closed again, so
+/// `kiln promote`, `kiln tag` and `kiln rollback` work while the server
+/// runs; POST /v1/reload (or SIGHUP) then re-resolves every NAME@TAG and
+/// switches the names whose tag moved. Bundles and plugin files are pinned.
+///
+/// The first line on stdout is `listening on http://ADDR`.
+///
+/// Routes:
+///   POST /v1/transform/NAME   body: application/json (array of row objects),
+///                             application/x-ndjson (one object per line) or
+///                             application/vnd.apache.arrow.stream; reply in kind
+///   GET  /v1/transforms       names, sources, plugin and version ids
+///   POST /v1/reload           re-resolve NAME@TAG sources; lists what changed
+///   GET  /healthz             {"status":"ok"}
+///   GET  /metrics             Prometheus text: calls, errors, rows, latency
+///
+/// Errors are JSON {"error":{"kind","message"}}: 400 bad body, 404 unknown
+/// name, 413 body too large, 415 content type, 422 input the plugin rejects,
+/// 500 plugin trap or bad output, 503 busy.
+///
+/// Examples:
+///   kiln fit standard_scaler.wasm --input train.csv --param columns=age --name scaler --tag prod
+///   kiln serve scaler@prod --bind 127.0.0.1:8080
+///   curl -s -H 'Content-Type: application/json' -d '[{"age":42}]' localhost:8080/v1/transform/scaler
+///   kiln promote scaler --from staging --to prod && curl -s -X POST localhost:8080/v1/reload
+///
+///   kiln export scaler@prod -o scaler.kiln
+///   kiln serve --transform scaler=scaler.kiln
+///
+///   kiln serve --transform 'city=hash_encode.wasm,params={"columns":["city"],"buckets":16}' \
+///              --transform 'age=standard_scaler.wasm,state=scaler.state,params={"columns":["age"]}'
+///   curl -s -H 'Content-Type: application/vnd.apache.arrow.stream' \
+///        --data-binary @rows.arrows localhost:8080/v1/transform/city > features.arrows
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct ServeArgs {
+    /// Transforms from the store: NAME@TAG (served as NAME), a version id,
+    /// or ALIAS=NAME@TAG to pick the route name.
+    #[arg(value_name = "NAME@TAG", required_unless_present = "transforms")]
+    specs: Vec<String>,
+    /// A transform from a file: NAME=BUNDLE.kiln, or
+    /// NAME=PLUGIN.wasm[,state=FILE][,params=JSON]. Repeatable.
+    #[arg(long = "transform", value_name = "NAME=FILE")]
+    transforms: Vec<String>,
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Largest request body, e.g. 64MiB or bytes.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = crate::parse_size)]
+    max_body: usize,
+    /// Warm instances kept ready per transform.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pool: u16,
+}
+
+/// Load every transform, then serve until Ctrl-C or SIGTERM.
+pub fn run(engine: &Engine, store: &StoreArgs, args: &ServeArgs) -> Result<()> {
+    let mut specs = Vec::new();
+    for s in &args.specs {
+        specs.push(TransformSpec::from_store(s)?);
+    }
+    for s in &args.transforms {
+        specs.push(TransformSpec::parse(s)?);
+    }
+    let options = ServeOptions::default()
+        .with_max_body_bytes(args.max_body)
+        .with_store_dir(store.store.clone())
+        .with_store_wait(match store.wait {
+            true => None,
+            false => Some(Duration::from_secs(10)),
+        })
+        .with_serving(
+            ServingOptions::default().with_strategy(InstanceStrategy::Pool {
+                depth: usize::from(args.pool),
+            }),
+        );
+    let catalog = Catalog::load(engine, &specs, &options)?;
+    for t in catalog.status() {
+        eprintln!(
+            "serving /v1/transform/{} = {} {} (version {}) from {} {}",
+            t.name,
+            t.plugin,
+            t.plugin_version,
+            &t.version_id[..12],
+            t.source_kind,
+            t.source,
+        );
+    }
+    let server = Server::bind(args.bind, catalog, &options)?;
+    // The first stdout line is the address (scripts and tests read it).
+    println!("listening on http://{}", server.local_addr());
+    std::io::stdout().flush()?;
+    server.run()?;
+    Ok(())
+}
