@@ -537,7 +537,8 @@ pub fn run(
     };
 
     // First loads compile into this engine's cache; the suite then loads from it.
-    let engine = Engine::with_config(opts.engine.clone())?;
+    // No disk cache here: the first load must compile.
+    let engine = Engine::with_config(opts.engine.clone().with_cache_dir(None))?;
     progress("loads: first (compile) and cached load of each plugin");
     let mut loads = Vec::new();
     for k in Kernel::ALL {
