@@ -912,8 +912,17 @@ fn a_pipeline_is_served_by_name_like_a_single_transform() {
     );
     let cli = crate::support::concat(&crate::support::read(&out));
 
+    let plog = dir.join("parity");
     let srv = spawn(
-        &["--store", s(&store), "customers@dev"],
+        &[
+            "--store",
+            s(&store),
+            "customers@dev",
+            "--parity-log",
+            s(&plog),
+            "--parity-every",
+            "1",
+        ],
         &dir.join("serve.log"),
     );
     let list = srv.transforms();
@@ -921,7 +930,11 @@ fn a_pipeline_is_served_by_name_like_a_single_transform() {
     assert_eq!(e["steps"], 3, "{e}");
     assert_eq!(e["version_id"], fit["pipeline_id"], "{e}");
     let input = crate::support::concat(&crate::support::read(&data));
-    let (status, _, body) = srv.post("/v1/transform/customers", ARROW, &ipc(&[input]));
+    let (status, _, body) = srv.post(
+        "/v1/transform/customers",
+        ARROW,
+        &ipc(std::slice::from_ref(&input)),
+    );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let served = crate::support::concat(&from_ipc(&body));
     assert_eq!(served.schema().fields(), cli.schema().fields());
@@ -932,4 +945,15 @@ fn a_pipeline_is_served_by_name_like_a_single_transform() {
             "column {c}"
         );
     }
+    // The serving path logged both calls (flushed while the server runs);
+    // the log replays bit for bit against the pinned pipeline.
+    let (status, _, _) = srv.post("/v1/transform/customers", ARROW, &ipc(&[input.slice(0, 5)]));
+    assert_eq!(status, 200);
+    let log = plog.join("customers");
+    let read = kiln_host::parity::ParityLog::read(&log).unwrap();
+    assert_eq!(read.inputs.len(), 2);
+    assert_eq!(read.meta.id, fit["pipeline_id"].as_str().unwrap());
+    let p = k(&store, &["parity", s(&log)]);
+    assert_eq!(p["calls"], 2, "{p}");
+    assert_eq!(p["mismatches"].as_array().map(Vec::len), Some(0), "{p}");
 }

@@ -3,9 +3,10 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use kiln_host::serve::{Catalog, ServeOptions, Server, TransformSpec};
 use kiln_host::{Engine, InstanceStrategy, ServingOptions};
@@ -70,6 +71,16 @@ pub struct ServeArgs {
     /// Warm instances kept ready per transform.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pool: u16,
+    /// Log sampled calls of every name to DIR/NAME (Arrow IPC): check them
+    /// with `kiln parity DIR/NAME`, or use them as live data in
+    /// `kiln drift NAME@TAG --input DIR/NAME`. A log stops when a reload
+    /// changes the version.
+    #[arg(long, value_name = "DIR")]
+    parity_log: Option<PathBuf>,
+    /// With --parity-log: log one call in N (1 = every call).
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "parity_log",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    parity_every: u64,
 }
 
 /// Load every transform, then serve until Ctrl-C or SIGTERM.
@@ -105,10 +116,36 @@ pub fn run(engine: &Engine, store: &StoreArgs, args: &ServeArgs) -> Result<()> {
             t.source,
         );
     }
+    let mut logging = Vec::new();
+    if let Some(dir) = &args.parity_log {
+        for t in catalog.status() {
+            let served = catalog
+                .get(&t.name)
+                .context("a listed name is served")?
+                .clone();
+            let log = dir.join(&t.name);
+            served
+                .start_parity_log(&log, Some(t.source.clone()), args.parity_every)
+                .with_context(|| format!("cannot start the parity log of '{}'", t.name))?;
+            eprintln!(
+                "logging 1 call in {} of /v1/transform/{} to {}",
+                args.parity_every,
+                t.name,
+                log.display()
+            );
+            logging.push((t.name, served));
+        }
+    }
     let server = Server::bind(args.bind, catalog, &options)?;
     // The first stdout line is the address (scripts and tests read it).
     println!("listening on http://{}", server.local_addr());
     std::io::stdout().flush()?;
-    server.run()?;
+    let served = server.run();
+    for (name, t) in logging {
+        if let Ok(Some(n)) = t.stop_parity_log() {
+            eprintln!("parity log of '{name}': {n} calls logged");
+        }
+    }
+    served?;
     Ok(())
 }
