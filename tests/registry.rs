@@ -15,7 +15,7 @@ use kiln_host::{fingerprint_file, Bundle};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::support::{customers_csv, kiln, kiln_err, kiln_ok, plugin_path, s};
+use crate::support::{customers_csv, halves, kiln, kiln_err, kiln_ok, plugin_path, s};
 
 fn sha256_file(p: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
@@ -23,21 +23,6 @@ fn sha256_file(p: &Path) -> String {
 
 fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-/// The customers table split in two halves with different distributions.
-fn halves(dir: &Path) -> (PathBuf, PathBuf) {
-    let text = std::fs::read_to_string(customers_csv()).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let rows: Vec<&str> = lines.collect();
-    let (a, b) = rows.split_at(rows.len() / 2);
-    let write = |name: &str, rows: &[&str]| {
-        let p = dir.join(name);
-        std::fs::write(&p, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
-        p
-    };
-    (write("a.csv", a), write("b.csv", b))
 }
 
 struct Flow {

@@ -6,7 +6,7 @@
 //! tag moves made by other processes on reload while bundles stay pinned.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -592,21 +592,6 @@ fn a_bad_transform_spec_fails_before_serving() {
         e.contains("cannot serve 'city'") && e.contains("buckets"),
         "{e}"
     );
-}
-
-/// The customers table split in two halves with different distributions.
-fn halves(dir: &Path) -> (PathBuf, PathBuf) {
-    let text = std::fs::read_to_string(customers_csv()).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let rows: Vec<&str> = lines.collect();
-    let (a, b) = rows.split_at(rows.len() / 2);
-    let write = |name: &str, rows: &[&str]| {
-        let p = dir.join(name);
-        std::fs::write(&p, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
-        p
-    };
-    (write("a.csv", a), write("b.csv", b))
 }
 
 /// `kiln ARGS --store STORE --json` must succeed; its JSON.

@@ -84,3 +84,19 @@ pub fn read(path: &Path) -> Vec<RecordBatch> {
 pub fn concat(batches: &[RecordBatch]) -> RecordBatch {
     arrow::compute::concat_batches(&batches[0].schema(), batches).expect("same schema")
 }
+
+/// The customers table split in two halves (`a.csv`, `b.csv` in `dir`) with
+/// different distributions.
+pub fn halves(dir: &Path) -> (PathBuf, PathBuf) {
+    let text = std::fs::read_to_string(customers_csv()).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let (a, b) = rows.split_at(rows.len() / 2);
+    let write = |name: &str, rows: &[&str]| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+        p
+    };
+    (write("a.csv", a), write("b.csv", b))
+}

@@ -3,26 +3,14 @@
 //!
 //! Run: cargo build --release -p kiln-cli && cargo bench -p kiln-host --bench call
 
-use std::path::{Path, PathBuf};
-
 use criterion::Criterion;
 use kiln_host::bench::{BenchPlugins, Kernel, Suite};
 use kiln_host::Engine;
 
-fn plugins() -> Option<BenchPlugins> {
-    let dir = std::env::var_os("KILN_PLUGIN_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/wasm32-wasip2/plugin"),
-        PathBuf::from,
-    );
-    BenchPlugins::from_dir(&dir)
-        .map_err(|e| {
-            eprintln!("skipped: {e}; build the plugins with `cargo build --release -p kiln-cli`")
-        })
-        .ok()
-}
-
 fn main() {
-    let Some(plugins) = plugins() else { return };
+    let Some(plugins) = BenchPlugins::for_benches() else {
+        return;
+    };
     let engine = Engine::new().expect("engine");
     let suite = Suite::load(&engine, &plugins).expect("plugins load and configure");
     let mut c = Criterion::default().configure_from_args();

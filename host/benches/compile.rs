@@ -3,27 +3,17 @@
 //! Run: cargo build --release -p kiln-cli && cargo bench -p kiln-host --bench compile
 //! (the plugins come from target/wasm/wasm32-wasip2/plugin or $KILN_PLUGIN_DIR).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion};
 use kiln_host::bench::{BenchPlugins, Kernel};
 use kiln_host::Engine;
 
-fn plugins() -> Option<BenchPlugins> {
-    let dir = std::env::var_os("KILN_PLUGIN_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/wasm32-wasip2/plugin"),
-        PathBuf::from,
-    );
-    BenchPlugins::from_dir(&dir)
-        .map_err(|e| {
-            eprintln!("skipped: {e}; build the plugins with `cargo build --release -p kiln-cli`")
-        })
-        .ok()
-}
-
 fn main() {
-    let Some(plugins) = plugins() else { return };
+    let Some(plugins) = BenchPlugins::for_benches() else {
+        return;
+    };
     let mut c = Criterion::default()
         .sample_size(10)
         .measurement_time(Duration::from_secs(5))

@@ -4,7 +4,6 @@
 //!
 //! Run: cargo build --release -p kiln-cli && cargo bench -p kiln-host --bench transform
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
@@ -13,20 +12,10 @@ use kiln_host::Engine;
 
 const ROWS: usize = 1_000_000;
 
-fn plugins() -> Option<BenchPlugins> {
-    let dir = std::env::var_os("KILN_PLUGIN_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/wasm32-wasip2/plugin"),
-        PathBuf::from,
-    );
-    BenchPlugins::from_dir(&dir)
-        .map_err(|e| {
-            eprintln!("skipped: {e}; build the plugins with `cargo build --release -p kiln-cli`")
-        })
-        .ok()
-}
-
 fn main() {
-    let Some(plugins) = plugins() else { return };
+    let Some(plugins) = BenchPlugins::for_benches() else {
+        return;
+    };
     let engine = Engine::new().expect("engine");
     let suite = Suite::load(&engine, &plugins).expect("plugins load and configure");
     let mut c = Criterion::default()

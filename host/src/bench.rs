@@ -96,6 +96,24 @@ impl BenchPlugins {
         })
     }
 
+    /// For the criterion bench binaries: the plugins in `$KILN_PLUGIN_DIR`,
+    /// else in the workspace's build output (`target/wasm/wasm32-wasip2/plugin`).
+    /// `None` (after saying on stderr how to build them) when they are missing,
+    /// so a bench skips instead of failing.
+    pub fn for_benches() -> Option<BenchPlugins> {
+        let dir = std::env::var_os("KILN_PLUGIN_DIR").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/wasm32-wasip2/plugin"),
+            PathBuf::from,
+        );
+        BenchPlugins::from_dir(&dir)
+            .map_err(|e| {
+                eprintln!(
+                    "skipped: {e}; build the plugins with `cargo build --release -p kiln-cli`"
+                )
+            })
+            .ok()
+    }
+
     /// The bytes of one kernel's plugin.
     pub fn get(&self, k: Kernel) -> &[u8] {
         match k {

@@ -439,11 +439,6 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
-/// The store version (or pipeline) id of what a transform serves now.
-fn version_id_of(t: &ServingTransform) -> String {
-    t.version()
-}
-
 impl Catalog {
     /// Load every spec. Store sources are resolved with the store opened
     /// once and closed before this returns.
@@ -573,7 +568,7 @@ impl Catalog {
                 });
                 continue;
             };
-            let current = version_id_of(&e.transform);
+            let current = e.transform.version();
             // Registry::reload handles transforms and pipelines alike.
             let step = || -> Result<Option<String>> {
                 Ok(reg
@@ -1134,7 +1129,7 @@ pub fn prometheus_text(transforms: &[(&str, &ServingTransform)]) -> String {
             escape(name),
             escape(&p.info().name),
             escape(&p.info().version),
-            version_id_of(t)
+            t.version()
         );
     }
     out
