@@ -7,7 +7,7 @@ use std::process::Command;
 use arrow::array::RecordBatch;
 use kiln_host::parity::{ParityLogger, ParityMeta};
 use kiln_host::store::{OpenOptions, Resolved, Store};
-use kiln_host::{Registry, ServingOptions};
+use kiln_host::{Registry, RegistryServing, ServingOptions};
 use serde_json::Value;
 
 use crate::support::{

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use kiln_host::store::{OpenOptions, Store};
-use kiln_host::{fingerprint_file, Bundle};
+use kiln_host::{fingerprint_file, Bundle, BundleServing, RegistryServing};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
 
-use crate::bindings::kiln::transform::types as w;
-use crate::io::{self, ReadOptions};
-use crate::wire;
+use kiln_io::{self as io, ReadOptions};
+use kiln_wire as w;
 
 /// A cursor over the fuzzer's bytes.
 struct Bytes<'a>(&'a [u8]);
@@ -104,7 +103,7 @@ pub fn plugin_output(data: &[u8]) {
         fields,
         metadata: vec![],
     };
-    let declared = match wire::import_schema(schema.clone()) {
+    let declared = match w::import_schema(schema.clone()) {
         Ok(s) => Arc::new(s),
         Err(_) => Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)])),
     };
@@ -113,7 +112,7 @@ pub fn plugin_output(data: &[u8]) {
         num_rows: b.u64() % 64,
         arrays,
     };
-    let _ = wire::import_batch(batch, &declared, 1 << 20);
+    let _ = w::import_batch(batch, Some(&declared));
 }
 
 /// Read `data` as an input file of the format its first byte picks.

@@ -6,40 +6,30 @@
 //! out), every output is validated before Arrow code reads it, and the same
 //! plugin and state give bit-identical output here and in the `kiln` CLI.
 //!
-//! The map of the crate:
-//! - [`Engine`] / [`EngineConfig`]: wasmtime configured for determinism and
-//!   limits (deadline, memory cap), WASI granting nothing, the compiled
-//!   component cache keyed by plugin id, in memory and (with
-//!   [`EngineConfig::with_cache_dir`]) on disk.
-//! - [`Plugin`] / [`PluginInfo`]: a loaded, validated plugin and what it says
-//!   about itself; [`Fitter`] fits it batch by batch into a [`State`];
-//!   [`Transformer`] applies it with [`Params`] and a state.
-//! - [`ServingTransform`]: a named, pinned transform or pipeline for a
-//!   service: callable from many threads, each call in a fresh pre-warmed
-//!   instance, reloadable atomically, with counters and a latency histogram
-//!   ([`MetricsSnapshot`]) and an optional sampled parity log ([`parity`]).
-//! - `serve` (cargo feature `serve`): the HTTP feature server behind
-//!   `kiln serve`: JSON or Arrow IPC in and out, reload from the store,
-//!   `/healthz`, `/metrics`.
-//! - [`io`]: streaming readers and atomic writers for Parquet, CSV, Arrow IPC
-//!   and JSON-lines.
-//! - [`job`]: whole-file fit and run, as the CLI does them, with progress.
-//! - [`Fingerprinter`] / [`Fingerprint`]: dataset fingerprints of the logical
-//!   Arrow content (format, compression and batch boundaries do not count).
-//! - [`store`]: the registry store (sled): plugins and states by content id,
-//!   transform versions, names with tags and history, run records.
-//! - [`Registry`]: fit / run / verify with every run recorded, `name@tag`
-//!   resolution, lineage trace and graph, export of [`Bundle`]s.
-//! - [`Bundle`]: a pinned version as one self-checking `.kiln` file.
-//! - [`openlineage`]: runs as OpenLineage events (file or HTTP).
-//! - [`pipeline`]: declarative feature pipelines (a TOML file: feature set,
-//!   steps, contracts, gates) and [`pipeline::Pipeline`] to apply one.
-//! - [`parity`]: serving logs of sampled calls, replayed by
-//!   [`Registry::parity`] to prove serving and training agree bit for bit.
-//! - [`quality`]: data contracts, column profiles, drift (PSI, Jensen–Shannon,
-//!   Kolmogorov–Smirnov, L∞) and the HTML drift report.
-//! - [`bench`]: Kiln beside native arrow-rs, Python and a peer runtime (`kiln bench`).
-//! - [`Error`]: one error type naming the plugin, file, column or row.
+//! This crate is the facade: one dependency for an embedder, re-exporting
+//! the crates that do the work (see `docs/architecture.md`). Depend on a
+//! smaller one where that is all you need, e.g. `kiln-runtime` alone to load
+//! and call plugins.
+//!
+//! The map:
+//! - from [`kiln_runtime`]: [`Engine`] / [`EngineConfig`], [`Plugin`] /
+//!   [`PluginInfo`] / [`PluginKind`], [`Fitter`], [`Transformer`],
+//!   [`State`], [`Params`], [`Ready`] / [`Signature`], the identities
+//!   [`plugin_id`] / [`version_id`], and [`Error`] / [`Result`].
+//! - [`io`] ([`kiln_io`]): streaming readers and atomic writers for Parquet,
+//!   CSV, Arrow IPC and JSON-lines; [`Fingerprint`]s; [`job`]: whole-file
+//!   fit and run.
+//! - [`quality`] ([`kiln_quality`]): contracts, profiles, drift, the HTML
+//!   drift report, and [`parity`] logs.
+//! - [`pipeline`] ([`kiln_pipeline`]): declarative feature pipelines.
+//! - [`store`] ([`kiln_store`]): the registry store; [`Registry`],
+//!   [`Bundle`], [`openlineage`].
+//! - from [`kiln_serve`]: [`ServingTransform`] and what configures and
+//!   observes it, [`RegistryServing`] / [`BundleServing`]; `serve` (cargo
+//!   feature `serve`): the HTTP feature server.
+//! - [`bench`] ([`kiln_bench`]): Kiln beside native arrow-rs, Python and a
+//!   peer runtime.
+//! - [`wire`] ([`kiln_wire`]): the contract's records and their Arrow mapping.
 //!
 //! ```no_run
 //! use kiln_host::{Engine, Params};
@@ -58,43 +48,30 @@
 
 #![deny(missing_docs)]
 
-pub mod bench;
-mod bindings;
-mod bundle;
-mod cache;
-mod engine;
-mod error;
-mod fingerprint;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod io;
-pub mod job;
-pub mod openlineage;
-mod params;
-pub mod parity;
-pub mod pipeline;
-mod plugin;
-pub mod quality;
-mod registry;
-mod sandbox;
+
+pub use kiln_bench as bench;
+pub use kiln_io as io;
+pub use kiln_io::job;
+pub use kiln_io::{fingerprint_file, Fingerprint, Fingerprinter};
+pub use kiln_pipeline as pipeline;
+pub use kiln_quality as quality;
+pub use kiln_quality::parity;
+pub use kiln_runtime::{
+    plugin_id, version_id, Engine, EngineConfig, Error, Fitter, Params, Plugin, PluginInfo,
+    PluginKind, PluginRef, Ready, Result, Signature, State, Transformer, WIT_VERSION,
+};
 #[cfg(feature = "serve")]
-pub mod serve;
-mod serving;
-pub mod store;
-mod wire;
-
-pub use bundle::{Bundle, BundleManifest, BUNDLE_FORMAT};
-pub use fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
-pub use registry::{
-    FitOutcome, FitTarget, ParityReport, PipelineFit, PipelineRun, Registry, TraceNode, TraceRun,
-    VerifyReport,
+pub use kiln_serve::http as serve;
+pub use kiln_serve::{
+    BundleServing, Histogram, InstanceStrategy, MetricsSnapshot, RegistryServing, ServingOptions,
+    ServingTransform, LATENCY_BUCKETS,
 };
-pub use store::Store;
-
-pub use engine::{plugin_id, Engine, EngineConfig};
-pub use error::{Error, PluginRef, Result};
-pub use params::Params;
-pub use plugin::{Fitter, Plugin, PluginInfo, PluginKind, State, Transformer, WIT_VERSION};
-pub use serving::{
-    Histogram, InstanceStrategy, MetricsSnapshot, ServingOptions, ServingTransform, LATENCY_BUCKETS,
+pub use kiln_store as store;
+pub use kiln_store::openlineage;
+pub use kiln_store::{
+    Bundle, BundleManifest, FitOutcome, FitTarget, ParityReport, PipelineFit, PipelineRun,
+    Registry, Store, TraceNode, TraceRun, VerifyReport, BUNDLE_FORMAT,
 };
+pub use kiln_wire as wire;

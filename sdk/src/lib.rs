@@ -60,7 +60,7 @@ mod plugin;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
-mod wire;
+mod guest;
 
 pub use error::{Error, Result};
 pub use plugin::{FittedTransform, PluginInfo, PluginKind, StatelessTransform};
@@ -74,9 +74,9 @@ pub use arrow_schema;
 #[doc(hidden)]
 pub mod __private {
     #[cfg(target_arch = "wasm32")]
-    pub use crate::wire::bindings;
+    pub use crate::guest::bindings;
     #[cfg(target_arch = "wasm32")]
-    pub use crate::wire::Adapter;
+    pub use crate::guest::Adapter;
 }
 
 /// Export a type implementing [`FittedTransform`] (or [`StatelessTransform`])

@@ -7,10 +7,10 @@ use clap::Args;
 use kiln_host::bench::{self, BenchOptions, BenchPlugins};
 use kiln_host::EngineConfig;
 
-/// Where `cargo build --release` in host/benches/peer puts the peer benchmark.
+/// Where `cargo build --release` in host/bench/benches/peer puts the peer benchmark.
 const DEFAULT_PEER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../benches/peer/target/release/kiln-peer-bench"
+    "/../bench/benches/peer/target/release/kiln-peer-bench"
 );
 
 #[derive(Args)]
@@ -36,7 +36,7 @@ pub struct BenchArgs {
     /// Leave out the Python column.
     #[arg(long)]
     no_python: bool,
-    /// The built peer benchmark (arrow-udf-runtime; see host/benches/peer/Cargo.toml).
+    /// The built peer benchmark (arrow-udf-runtime; see host/bench/benches/peer/Cargo.toml).
     #[arg(long, value_name = "PATH", default_value = DEFAULT_PEER)]
     peer: PathBuf,
 }

@@ -1,0 +1,223 @@
+//! Whole-file jobs: fit a plugin on files, run it over files into a file.
+//!
+//! This is what `kiln fit` and `kiln run` do, kept in the library so that
+//! embedders get it without the CLI. Inputs stream batch by batch (memory is
+//! bounded by one batch plus the plugin's own state); the output is written
+//! to a temporary file and renamed over the target only when every batch
+//! succeeded, so a failed run never leaves a half-written or clobbered file.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use crate::file::{self as io, ReadOptions};
+use crate::fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
+use kiln_runtime::{Error, Params, Plugin, Result, State};
+
+/// Options of a job.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// Rows per batch read from the inputs (default 65,536).
+    pub batch_size: usize,
+    /// Fingerprint every input file while reading it, and the output file
+    /// as written (for lineage; off by default).
+    pub fingerprint: bool,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            batch_size: 65_536,
+            fingerprint: false,
+        }
+    }
+}
+
+/// Fingerprints of each input file, computed from the batches as they stream by.
+struct InputPrints {
+    prints: Option<Vec<Fingerprinter>>,
+}
+
+impl InputPrints {
+    fn new(on: bool, n: usize, schema: &SchemaRef) -> Self {
+        InputPrints {
+            prints: on.then(|| (0..n).map(|_| Fingerprinter::new(schema)).collect()),
+        }
+    }
+
+    fn update(&mut self, file: usize, batch: &RecordBatch) -> Result<()> {
+        match self.prints.as_mut().and_then(|p| p.get_mut(file)) {
+            Some(fp) => fp.update(batch),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(self) -> Vec<Fingerprint> {
+        self.prints
+            .map(|p| p.into_iter().map(Fingerprinter::finish).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// What a fit did.
+#[derive(Debug, Clone)]
+pub struct FitSummary {
+    /// Rows fitted on.
+    pub rows: u64,
+    /// Batches fitted on.
+    pub batches: u64,
+    /// Input schema.
+    pub input_schema: SchemaRef,
+    /// Fingerprint of each input file (with [`JobOptions::fingerprint`]).
+    pub input_fingerprints: Vec<Fingerprint>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Rows read.
+    pub rows_in: u64,
+    /// Rows written.
+    pub rows_out: u64,
+    /// Batches processed.
+    pub batches: u64,
+    /// Input schema.
+    pub input_schema: SchemaRef,
+    /// Output schema.
+    pub output_schema: SchemaRef,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Fingerprint of each input file (with [`JobOptions::fingerprint`]).
+    pub input_fingerprints: Vec<Fingerprint>,
+    /// Fingerprint of the output file as a reader sees it (with
+    /// [`JobOptions::fingerprint`]).
+    pub output_fingerprint: Option<Fingerprint>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Fit `plugin` with `params` on `inputs` (read in order as one table).
+/// `progress` is called with the number of rows fitted so far.
+///
+/// # Errors
+/// File errors ([`Error::Data`], [`Error::SchemaMismatch`], …), what the
+/// plugin reports (rows counted across all inputs), traps and limits.
+pub fn fit_files(
+    plugin: &Plugin,
+    params: &Params,
+    inputs: &[PathBuf],
+    opts: &JobOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(State, FitSummary)> {
+    let start = Instant::now();
+    let reader = io::open_many(inputs, &read_options(opts))?;
+    let input_schema = reader.schema();
+    let mut prints = InputPrints::new(opts.fingerprint, inputs.len(), &input_schema);
+    let mut fitter = plugin.fitter(params)?;
+    let mut batches = 0;
+    let mut rows = 0u64;
+    let mut reader = reader;
+    while let Some(batch) = reader.next() {
+        let batch = batch?;
+        prints.update(reader.file_index(), &batch)?;
+        fitter.update(&batch)?;
+        batches += 1;
+        rows += batch.num_rows() as u64;
+        progress(rows);
+    }
+    if rows == 0 {
+        let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::data(
+            names.join(", "),
+            "no rows to fit on (only a header, or empty files); fit on data with at least one row",
+        ));
+    }
+    let state = fitter.finish()?;
+    Ok((
+        state,
+        FitSummary {
+            rows,
+            batches,
+            input_schema,
+            input_fingerprints: prints.finish(),
+            elapsed: start.elapsed(),
+        },
+    ))
+}
+
+/// Run `plugin` over `inputs` into `output` (format chosen by extension).
+/// `progress` is called with the number of rows processed so far.
+///
+/// # Errors
+/// [`Error::InvalidState`] if the plugin needs a state and none is given;
+/// file errors; what the plugin reports (rows counted across all inputs);
+/// [`Error::InvalidOutput`]; traps and limits. On any error `output` is
+/// untouched.
+pub fn run_files(
+    plugin: &Plugin,
+    params: &Params,
+    state: Option<&State>,
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &JobOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RunSummary> {
+    let start = Instant::now();
+    if state.is_none() && plugin.needs_fit(params)? {
+        return Err(Error::InvalidState {
+            plugin: plugin.plugin_ref(),
+            message: "these parameters need a fitted state: run `kiln fit` first and pass its --state-out file with --state".into(),
+        });
+    }
+    // Refuse an unknown output format before reading anything.
+    io::Format::from_path(output)?;
+    let reader = io::open_many(inputs, &read_options(opts))?;
+    let input_schema = reader.schema();
+    let mut transformer = plugin.transformer(params, state)?;
+    let output_schema = transformer.output_schema(&input_schema)?;
+    let mut writer = io::Writer::create(output, output_schema.clone())?;
+    let (mut rows_in, mut rows_out, mut batches) = (0u64, 0u64, 0u64);
+    let mut prints = InputPrints::new(opts.fingerprint, inputs.len(), &input_schema);
+    let mut reader = reader;
+    while let Some(batch) = reader.next() {
+        let batch = batch?;
+        prints.update(reader.file_index(), &batch)?;
+        let out = transformer
+            .apply(&batch)
+            .map_err(|e| e.with_row_offset(rows_in))?;
+        writer.write(&out)?;
+        rows_in += batch.num_rows() as u64;
+        rows_out += out.num_rows() as u64;
+        batches += 1;
+        progress(rows_in);
+    }
+    let written = writer.finish()?;
+    // The output as any reader will see it (a CSV's types are inferred
+    // again), so that `kiln lineage trace` on the file finds this run.
+    let output_fingerprint = if opts.fingerprint {
+        Some(fingerprint_file(output)?)
+    } else {
+        None
+    };
+    Ok(RunSummary {
+        rows_in,
+        rows_out,
+        batches,
+        input_schema,
+        output_schema,
+        bytes_out: written.bytes,
+        input_fingerprints: prints.finish(),
+        output_fingerprint,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn read_options(opts: &JobOptions) -> ReadOptions {
+    ReadOptions {
+        batch_size: opts.batch_size.max(1),
+    }
+}

@@ -1,0 +1,228 @@
+//! The contract's exported functions as typed wasmtime calls.
+//!
+//! The host speaks `kiln:transform/transform` directly through
+//! [`TypedFunc`]s over `kiln-wire`'s records (which implement wasmtime's
+//! component traits), so no generated twin types exist on this side and
+//! batches are lowered from borrowed Arrow buffers. Every signature is
+//! checked once, when a plugin is loaded ([`Exports::check`]); the calls
+//! after that skip the per-instance type check, which is sound because they
+//! use exactly the checked signatures on the same component.
+
+use kiln_wire::{Batch, BatchView, PluginError, Schema};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentType, Func, Instance, Lift, ResourceAny, TypedFunc,
+};
+use wasmtime::Store;
+
+use crate::sandbox::HostState;
+
+/// The exported interface's name, with the contract version this host speaks.
+pub(crate) const TRANSFORM_INTERFACE: &str = "kiln:transform/transform@0.1.0";
+
+/// `plugin-kind` of the contract.
+#[derive(ComponentType, Lift, Debug, Clone, Copy)]
+#[component(enum)]
+#[repr(u8)]
+// Built by `Lift` when lifting `describe`'s result, never by Rust code.
+#[allow(dead_code)]
+pub(crate) enum KindRecord {
+    #[component(name = "stateless")]
+    Stateless,
+    #[component(name = "fitted")]
+    Fitted,
+    #[component(name = "optionally-fitted")]
+    OptionallyFitted,
+}
+
+/// `plugin-info` of the contract.
+#[derive(ComponentType, Lift, Debug)]
+#[component(record)]
+pub(crate) struct InfoRecord {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
+    pub(crate) kind: KindRecord,
+    #[component(name = "params-schema")]
+    pub(crate) params_schema: String,
+    pub(crate) deterministic: bool,
+}
+
+type Describe = TypedFunc<(), (InfoRecord,)>;
+type NeedsFit<'a> = TypedFunc<(&'a str,), (Result<bool, PluginError>,)>;
+type FitPartial<'a> = TypedFunc<(&'a str, BatchView<'a>), (Result<Vec<u8>, PluginError>,)>;
+type FitMerge<'a> = TypedFunc<(&'a str, &'a [Vec<u8>]), (Result<Vec<u8>, PluginError>,)>;
+type FitFinish<'a> = TypedFunc<(&'a str, &'a [u8]), (Result<Vec<u8>, PluginError>,)>;
+type Configure<'a> = TypedFunc<(&'a str, Option<&'a [u8]>), (Result<ResourceAny, PluginError>,)>;
+type OutputSchema<'a> = TypedFunc<(ResourceAny, &'a Schema), (Result<Schema, PluginError>,)>;
+type Apply<'a> = TypedFunc<(ResourceAny, BatchView<'a>), (Result<Batch, PluginError>,)>;
+
+/// Where each export of the transform interface is, in one component.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exports {
+    describe: ComponentExportIndex,
+    needs_fit: ComponentExportIndex,
+    fit_partial: ComponentExportIndex,
+    fit_merge: ComponentExportIndex,
+    fit_finish: ComponentExportIndex,
+    configure: ComponentExportIndex,
+    output_schema: ComponentExportIndex,
+    apply: ComponentExportIndex,
+}
+
+/// One instance of a plugin in its own store: what a call runs in.
+pub(crate) struct Session {
+    pub(crate) store: Store<HostState>,
+    pub(crate) instance: Instance,
+}
+
+impl Session {
+    fn func(&mut self, idx: &ComponentExportIndex) -> wasmtime::Result<Func> {
+        self.instance
+            .get_func(&mut self.store, idx)
+            .ok_or_else(|| wasmtime::format_err!("export vanished"))
+    }
+}
+
+/// Each call below: `check` verified this exact signature on this
+/// component when the plugin was loaded, which is what makes
+/// `TypedFunc::new_unchecked` sound.
+macro_rules! unchecked {
+    ($s:expr, $idx:expr, $ty:ty) => {{
+        let f = $s.func($idx)?;
+        // SAFETY: `Exports::check` checked `$ty` against this export of
+        // this component at load; instances come from the same component.
+        let typed: $ty = unsafe { TypedFunc::new_unchecked(f) };
+        typed
+    }};
+}
+
+impl Exports {
+    /// Find every export, or say which one is missing.
+    pub(crate) fn find(component: &Component) -> Result<Exports, String> {
+        let iface = component
+            .get_export_index(None, TRANSFORM_INTERFACE)
+            .ok_or_else(|| format!("missing export {TRANSFORM_INTERFACE}"))?;
+        let func = |name: &str| {
+            component
+                .get_export_index(Some(&iface), name)
+                .ok_or_else(|| format!("missing function {name} in {TRANSFORM_INTERFACE}"))
+        };
+        Ok(Exports {
+            describe: func("describe")?,
+            needs_fit: func("needs-fit")?,
+            fit_partial: func("fit-partial")?,
+            fit_merge: func("fit-merge")?,
+            fit_finish: func("fit-finish")?,
+            configure: func("configure")?,
+            output_schema: func("[method]transformer.output-schema")?,
+            apply: func("[method]transformer.apply")?,
+        })
+    }
+
+    /// Type-check every export against the contract, so a plugin with a
+    /// mismatched contract fails at load, not at its first batch.
+    pub(crate) fn check(&self, s: &mut Session) -> wasmtime::Result<()> {
+        s.func(&self.describe)?
+            .typed::<(), (InfoRecord,)>(&s.store)?;
+        s.func(&self.needs_fit)?
+            .typed::<(&str,), (Result<bool, PluginError>,)>(&s.store)?;
+        s.func(&self.fit_partial)?
+            .typed::<(&str, BatchView<'_>), (Result<Vec<u8>, PluginError>,)>(&s.store)?;
+        s.func(&self.fit_merge)?
+            .typed::<(&str, &[Vec<u8>]), (Result<Vec<u8>, PluginError>,)>(&s.store)?;
+        s.func(&self.fit_finish)?
+            .typed::<(&str, &[u8]), (Result<Vec<u8>, PluginError>,)>(&s.store)?;
+        s.func(&self.configure)?
+            .typed::<(&str, Option<&[u8]>), (Result<ResourceAny, PluginError>,)>(&s.store)?;
+        s.func(&self.output_schema)?
+            .typed::<(ResourceAny, &Schema), (Result<Schema, PluginError>,)>(&s.store)?;
+        s.func(&self.apply)?
+            .typed::<(ResourceAny, BatchView<'_>), (Result<Batch, PluginError>,)>(&s.store)?;
+        Ok(())
+    }
+
+    pub(crate) fn describe(&self, s: &mut Session) -> wasmtime::Result<InfoRecord> {
+        let f = unchecked!(s, &self.describe, Describe);
+        Ok(f.call(&mut s.store, ())?.0)
+    }
+
+    pub(crate) fn needs_fit(
+        &self,
+        s: &mut Session,
+        params: &str,
+    ) -> wasmtime::Result<Result<bool, PluginError>> {
+        let f = unchecked!(s, &self.needs_fit, NeedsFit<'_>);
+        Ok(f.call(&mut s.store, (params,))?.0)
+    }
+
+    pub(crate) fn fit_partial(
+        &self,
+        s: &mut Session,
+        params: &str,
+        batch: BatchView<'_>,
+    ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
+        let f = unchecked!(s, &self.fit_partial, FitPartial<'_>);
+        Ok(f.call(&mut s.store, (params, batch))?.0)
+    }
+
+    pub(crate) fn fit_merge(
+        &self,
+        s: &mut Session,
+        params: &str,
+        states: &[Vec<u8>],
+    ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
+        let f = unchecked!(s, &self.fit_merge, FitMerge<'_>);
+        Ok(f.call(&mut s.store, (params, states))?.0)
+    }
+
+    pub(crate) fn fit_finish(
+        &self,
+        s: &mut Session,
+        params: &str,
+        state: &[u8],
+    ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
+        let f = unchecked!(s, &self.fit_finish, FitFinish<'_>);
+        Ok(f.call(&mut s.store, (params, state))?.0)
+    }
+
+    pub(crate) fn configure(
+        &self,
+        s: &mut Session,
+        params: &str,
+        state: Option<&[u8]>,
+    ) -> wasmtime::Result<Result<ResourceAny, PluginError>> {
+        let f = unchecked!(s, &self.configure, Configure<'_>);
+        Ok(f.call(&mut s.store, (params, state))?.0)
+    }
+
+    pub(crate) fn output_schema(
+        &self,
+        s: &mut Session,
+        res: ResourceAny,
+        input: &Schema,
+    ) -> wasmtime::Result<Result<Schema, PluginError>> {
+        let f = unchecked!(s, &self.output_schema, OutputSchema<'_>);
+        Ok(f.call(&mut s.store, (res, input))?.0)
+    }
+
+    pub(crate) fn apply(
+        &self,
+        s: &mut Session,
+        res: ResourceAny,
+        batch: BatchView<'_>,
+    ) -> wasmtime::Result<Result<Batch, PluginError>> {
+        let f = unchecked!(s, &self.apply, Apply<'_>);
+        Ok(f.call(&mut s.store, (res, batch))?.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interface_name_carries_the_wire_version() {
+        assert_eq!(
+            super::TRANSFORM_INTERFACE,
+            format!("kiln:transform/transform@{}", kiln_wire::WIT_VERSION)
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! The engine: one wasmtime `Engine` configured for determinism and limits,
+//! the linker (WASI with nothing granted), the epoch ticker that enforces
+//! deadlines, and the compiled-component cache keyed by plugin id.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::identity::plugin_id;
+use wasmtime::component::{Component, Linker};
+
+use crate::cache::DiskCache;
+use crate::plugin::Plugin;
+use crate::sandbox::HostState;
+use crate::{Error, Result};
+
+/// Plugin instances that may be alive at once across all threads.
+const MAX_CONCURRENT_INSTANCES: u32 = 256;
+
+/// Bytes of each freed memory and table slot reset in place rather than
+/// returned to the kernel (see `linear_memory_keep_resident`).
+const KEEP_RESIDENT: usize = 4 << 20;
+
+/// The wasmtime release this runtime is built with (recorded in lineage; a
+/// unit test keeps it equal to the workspace's pin).
+pub const WASMTIME_VERSION: &str = "48";
+
+/// How often the deadline clock ticks; deadlines are rounded up to it.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Settings of an [`Engine`]: limits, and the flags that affect results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Longest a single plugin call may run (default 30 s).
+    pub deadline: Duration,
+    /// Largest linear memory a plugin instance may have, in bytes (default 1 GiB).
+    pub memory_limit: usize,
+    /// Largest output batch, as a multiple of the input rows (default 16; a
+    /// plugin returning more rows is refused). Zero-row inputs allow this many rows.
+    pub max_output_ratio: u64,
+    /// Directory of the compiled-component cache on disk, or `None` for no
+    /// disk cache (the default; the `kiln` CLI uses
+    /// [`EngineConfig::default_cache_dir`]). Compiled plugins are kept there
+    /// by plugin id and engine settings, so a new process loads them in
+    /// milliseconds instead of compiling them again.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            deadline: Duration::from_secs(30),
+            memory_limit: 1 << 30,
+            max_output_ratio: 16,
+            cache_dir: None,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Set the per-call deadline.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Set the per-instance memory cap in bytes.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Set the output-rows cap as a multiple of input rows.
+    pub fn with_max_output_ratio(mut self, ratio: u64) -> Self {
+        self.max_output_ratio = ratio;
+        self
+    }
+
+    /// Keep compiled plugins in this directory (created when first
+    /// written), or `None` to compile in every process.
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// The usual cache directory: `$KILN_HOME/cache`, else
+    /// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln` (`None` without a home).
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        crate::cache::default_dir()
+    }
+
+    /// The engine flags that can affect results, as recorded in lineage.
+    pub fn determinism_flags() -> &'static [&'static str] {
+        &[
+            "nan_canonicalization",
+            "relaxed_simd_deterministic",
+            "no_threads",
+            "fixed_clocks",
+            "constant_random",
+        ]
+    }
+}
+
+/// Owns the wasmtime engine, the linker and the compiled-component cache.
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) wasmtime: wasmtime::Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) config: EngineConfig,
+    cache: Mutex<HashMap<String, Component>>,
+    disk: Option<DiskCache>,
+    ticker: Ticker,
+}
+
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine with the default limits (30 s deadline, 1 GiB memory).
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if wasmtime rejects the configuration (a bug).
+    pub fn new() -> Result<Engine> {
+        Engine::with_config(EngineConfig::default())
+    }
+
+    /// An engine with the given limits.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if wasmtime rejects the configuration (a bug).
+    pub fn with_config(config: EngineConfig) -> Result<Engine> {
+        let mut wc = wasmtime::Config::new();
+        wc.wasm_component_model(true)
+            // Determinism: one NaN bit pattern and deterministic relaxed
+            // SIMD. Threads and shared memory are off because wasmtime is
+            // built without its `threads` feature.
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            // Limits: epoch-based deadlines; a bounded stack.
+            .epoch_interruption(true)
+            .max_wasm_stack(1 << 20);
+        // Every call runs in a fresh instance (so no output can depend on
+        // call history); the pooling allocator with copy-on-write memory
+        // images makes that cheap.
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
+            .total_core_instances(MAX_CONCURRENT_INSTANCES * 8)
+            .total_memories(MAX_CONCURRENT_INSTANCES * 2)
+            .total_tables(MAX_CONCURRENT_INSTANCES * 8)
+            .max_memory_size(config.memory_limit.max(1 << 16))
+            // A freed slot is reset by rewriting its dirty pages (found with
+            // PAGEMAP_SCAN where the kernel has it) instead of `madvise`:
+            // the next instance in the slot takes no page faults and no TLB
+            // shootdowns, which were most of the cost of a fresh instance.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        wc.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let wasmtime = wasmtime::Engine::new(&wc)
+            .map_err(|e| Error::Internal(format!("wasmtime configuration rejected: {e}")))?;
+        let mut linker = Linker::new(&wasmtime);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| Error::Internal(format!("cannot link WASI: {e}")))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (engine, stop) = (wasmtime.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("kiln-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("cannot start the deadline thread: {e}")))?
+        };
+        let disk = config
+            .cache_dir
+            .clone()
+            .map(|dir| DiskCache::new(dir, &wasmtime));
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                disk,
+                wasmtime,
+                linker,
+                config,
+                cache: Mutex::new(HashMap::new()),
+                ticker: Ticker {
+                    stop,
+                    handle: Some(handle),
+                },
+            }),
+        })
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Deadline in epoch ticks (at least one).
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        let t = self
+            .inner
+            .config
+            .deadline
+            .as_nanos()
+            .div_ceil(TICK.as_nanos());
+        u64::try_from(t).unwrap_or(u64::MAX).max(1)
+    }
+
+    pub(crate) fn inner(&self) -> &EngineInner {
+        &self.inner
+    }
+
+    /// Load a plugin from a `.wasm` file: hash it, compile it (or take it
+    /// from the cache), check it implements `kiln:transform@0.1.x`, and ask
+    /// it to describe itself.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::Load`] if it is not a
+    /// compatible Kiln component; a trap or limit error if `describe` fails.
+    pub fn load(&self, path: &Path) -> Result<Plugin> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.load_bytes(&bytes, path)
+    }
+
+    /// Load a plugin from bytes; `label` names it in errors (a path or `<memory>`).
+    ///
+    /// # Errors
+    /// As [`Engine::load`].
+    pub fn load_bytes(&self, bytes: &[u8], label: &Path) -> Result<Plugin> {
+        let id = plugin_id(bytes);
+        let component = self.compile(bytes, &id, label)?;
+        Plugin::new(self.clone(), id, component, label)
+    }
+
+    fn compile(&self, bytes: &[u8], id: &str, label: &Path) -> Result<Component> {
+        let load_err = |message: String| Error::Load {
+            path: label.to_path_buf(),
+            message,
+        };
+        if let Some(c) = self.lock_cache().get(id) {
+            return Ok(c.clone());
+        }
+        let disk = self.inner.disk.as_ref();
+        let component = match disk.and_then(|d| d.load(&self.inner.wasmtime, id)) {
+            Some(c) => c,
+            None => {
+                check_header(bytes).map_err(load_err)?;
+                let c = Component::new(&self.inner.wasmtime, bytes)
+                    .map_err(|e| load_err(format!("not a valid WebAssembly component: {e:#}")))?;
+                if let Some(d) = disk {
+                    d.store(id, &c);
+                }
+                c
+            }
+        };
+        self.lock_cache().insert(id.to_owned(), component.clone());
+        Ok(component)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Component>> {
+        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The directory of the compiled-component cache on disk, if any.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.inner.disk.as_ref().map(DiskCache::dir)
+    }
+
+    /// Where the compiled form of a plugin is (or would be) cached on disk,
+    /// if the engine has a disk cache.
+    pub fn cache_file(&self, plugin_id: &str) -> Option<PathBuf> {
+        self.inner.disk.as_ref().map(|d| d.path(plugin_id))
+    }
+
+    /// How many compiled components the cache holds.
+    pub fn cached_components(&self) -> usize {
+        self.lock_cache().len()
+    }
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.ticker.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Explain what a file is when it is not a component.
+fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(format!(
+            "not a WebAssembly file ({} bytes, no \\0asm header); build the plugin with `cargo build --release --target wasm32-wasip2`",
+            bytes.len()
+        ));
+    }
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Err("this is a core WebAssembly module, not a component; build with `--target wasm32-wasip2` (or wrap it with `wasm-tools component new`)".into()),
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        _ => Err(format!("unsupported WebAssembly binary version {:?}", &bytes[4..8])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recorded_wasmtime_version_matches_the_workspace_pin() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let pin = format!("wasmtime = {{ version = \"{}\"", super::WASMTIME_VERSION);
+        assert!(manifest.contains(&pin), "update WASMTIME_VERSION: {pin}");
+    }
+}

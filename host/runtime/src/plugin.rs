@@ -1,0 +1,628 @@
+//! A loaded plugin, its fitter and its configured transformer.
+//!
+//! A [`Plugin`] is compiled once and cheap to clone. Every call into the
+//! plugin (each fit step, each `apply`) runs in a fresh store and instance
+//! (a *session*) from the pooling allocator, so no output can depend on what
+//! earlier calls left in the plugin's memory, and an instance that trapped is
+//! never used again.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use kiln_wire::{PluginError, Prepared, WireError};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, InstancePre, ResourceAny};
+use wasmtime::{Store, Trap};
+
+use crate::abi::{Exports, KindRecord, Session, TRANSFORM_INTERFACE};
+use crate::engine::Engine;
+use crate::sandbox::{new_store, HostState, MemoryCapHit};
+use crate::{Error, Params, PluginRef, Result, WIT_VERSION};
+
+/// Whether a plugin needs a fitted state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// Configured by parameters alone.
+    Stateless,
+    /// Needs a state from `fit`.
+    Fitted,
+    /// Needs a fit for some parameters only.
+    OptionallyFitted,
+}
+
+/// What a plugin says about itself, plus its identity.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PluginInfo {
+    /// sha256 of the component bytes (hex): the plugin's identity.
+    pub id: String,
+    /// Name, e.g. `standard-scaler`.
+    pub name: String,
+    /// The plugin's semantic version.
+    pub version: String,
+    /// What it does.
+    pub description: String,
+    /// Stateless, fitted or optionally fitted.
+    pub kind: PluginKind,
+    /// JSON Schema of the parameters.
+    pub params_schema: serde_json::Value,
+    /// Whether the plugin promises determinism.
+    pub deterministic: bool,
+    /// The WIT contract version the plugin was built against.
+    pub wit_version: String,
+}
+
+/// A fitted state: opaque bytes produced by a plugin's fit, and their id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    bytes: Vec<u8>,
+}
+
+impl State {
+    /// Wrap state bytes (e.g. read from a file written by `kiln fit`).
+    pub fn from_bytes(bytes: Vec<u8>) -> State {
+        State { bytes }
+    }
+
+    /// The state bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The state id: sha256 of the bytes (hex).
+    pub fn id(&self) -> String {
+        hex::encode(Sha256::digest(&self.bytes))
+    }
+}
+
+/// A compiled, validated plugin. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    engine: Engine,
+    info: PluginInfo,
+    pre: InstancePre<HostState>,
+    exports: Exports,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("info", &self.inner.info)
+            .finish()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn new(
+        engine: Engine,
+        id: String,
+        component: Component,
+        label: &Path,
+    ) -> Result<Plugin> {
+        let load_err = |message: String| Error::Load {
+            path: label.to_path_buf(),
+            message,
+        };
+        let wt = &engine.inner().wasmtime;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(wt).map(|(n, _)| n.to_owned()).collect();
+        if !exports.iter().any(|n| n == TRANSFORM_INTERFACE) {
+            let found = exports
+                .iter()
+                .find(|n| n.starts_with("kiln:transform/transform@"));
+            return Err(load_err(match found {
+                Some(other) => format!(
+                    "built against {other}, but this kiln speaks {TRANSFORM_INTERFACE}; rebuild the plugin with a kiln-sdk for contract {WIT_VERSION} or use a kiln that speaks its version"
+                ),
+                None => format!(
+                    "does not export {TRANSFORM_INTERFACE} (exports: {}); is it a Kiln plugin built with kiln-sdk?",
+                    if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+                ),
+            }));
+        }
+        let pre = engine
+            .inner()
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| {
+                let imports: Vec<String> = ty.imports(wt).map(|(n, _)| n.to_owned()).collect();
+                load_err(format!(
+                    "needs imports this host does not provide ({e}); it imports: {}",
+                    imports.join(", ")
+                ))
+            })?;
+        let exports = Exports::find(&component).map_err(load_err)?;
+        let file_name = label
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "<memory>".into());
+        let mut plugin = Plugin {
+            inner: Arc::new(PluginInner {
+                engine,
+                info: PluginInfo {
+                    id,
+                    name: file_name,
+                    version: String::new(),
+                    description: String::new(),
+                    kind: PluginKind::Stateless,
+                    params_schema: serde_json::Value::Null,
+                    deterministic: false,
+                    wit_version: WIT_VERSION.into(),
+                },
+                pre,
+                exports,
+            }),
+        };
+        // Typed function signatures are checked now, so a plugin with a
+        // mismatched contract fails at load, not at its first batch.
+        let mut s = plugin.session()?;
+        exports
+            .check(&mut s)
+            .map_err(|e| load_err(format!("{e:#}")))?;
+        let d = call(&mut s, &plugin.plugin_ref(), |s| exports.describe(s))?;
+        let params_schema = serde_json::from_str(&d.params_schema).map_err(|e| {
+            load_err(format!(
+                "describe() returned a parameter schema that is not JSON: {e}"
+            ))
+        })?;
+        let inner = Arc::get_mut(&mut plugin.inner)
+            .ok_or_else(|| Error::Internal("plugin shared during load".into()))?;
+        inner.info.name = d.name;
+        inner.info.version = d.version;
+        inner.info.description = d.description;
+        inner.info.kind = match d.kind {
+            KindRecord::Stateless => PluginKind::Stateless,
+            KindRecord::Fitted => PluginKind::Fitted,
+            KindRecord::OptionallyFitted => PluginKind::OptionallyFitted,
+        };
+        inner.info.params_schema = params_schema;
+        inner.info.deterministic = d.deterministic;
+        Ok(plugin)
+    }
+
+    /// Name, version, kind, parameter schema and id.
+    pub fn info(&self) -> &PluginInfo {
+        &self.inner.info
+    }
+
+    /// The plugin id (sha256 of the component bytes, hex).
+    pub fn id(&self) -> &str {
+        &self.inner.info.id
+    }
+
+    /// How errors name this plugin.
+    pub fn plugin_ref(&self) -> PluginRef {
+        PluginRef::new(
+            &self.inner.info.name,
+            &self.inner.info.version,
+            &self.inner.info.id,
+        )
+    }
+
+    /// A fresh store and instance: every call gets one.
+    fn session(&self) -> Result<Session> {
+        let engine = &self.inner.engine;
+        let mut store = new_store(
+            &engine.inner().wasmtime,
+            engine.config(),
+            engine.deadline_ticks(),
+        );
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(engine.deadline_ticks());
+        let instance = self
+            .inner
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(&self.plugin_ref(), e, &mut store))?;
+        Ok(Session { store, instance })
+    }
+
+    /// Whether these parameters need a fitted state.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParams`] if the plugin rejects the parameters; trap
+    /// and limit errors.
+    pub fn needs_fit(&self, params: &Params) -> Result<bool> {
+        let pref = self.plugin_ref();
+        let mut s = self.session()?;
+        let r = call(&mut s, &pref, |s| {
+            self.inner.exports.needs_fit(s, params.as_str())
+        })?;
+        r.map_err(|e| plugin_error(&pref, e))
+    }
+
+    /// Start a fit with these parameters.
+    ///
+    /// # Errors
+    /// Trap and limit errors while instantiating.
+    pub fn fitter(&self, params: &Params) -> Result<Fitter> {
+        Ok(Fitter {
+            plugin: self.clone(),
+            params: params.clone(),
+            merged: None,
+            wire_schema: None,
+            rows: 0,
+        })
+    }
+
+    /// Configure a transformer with parameters and, for fitted plugins, a state.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParams`] / [`Error::InvalidState`] if the plugin
+    /// rejects them; trap and limit errors.
+    pub fn transformer(&self, params: &Params, state: Option<&State>) -> Result<Transformer> {
+        // Configure once now so bad parameters or state fail here, not at
+        // the first batch.
+        self.ready(params, state)?;
+        Ok(Transformer {
+            plugin: self.clone(),
+            params: params.clone(),
+            state: state.cloned(),
+            signature: None,
+        })
+    }
+
+    /// A fresh instance configured with parameters and state, ready for one
+    /// [`Plugin::apply_ready`]. Serving pools prepare these ahead of calls.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParams`] / [`Error::InvalidState`] if the plugin
+    /// rejects them; trap and limit errors.
+    pub fn ready(&self, params: &Params, state: Option<&State>) -> Result<Ready> {
+        let pref = self.plugin_ref();
+        let mut session = self.session()?;
+        let r = call(&mut session, &pref, |s| {
+            self.inner
+                .exports
+                .configure(s, params.as_str(), state.map(|st| st.as_bytes()))
+        })?;
+        let res = r.map_err(|e| plugin_error(&pref, e))?;
+        Ok(Ready { session, res })
+    }
+
+    /// The output schema the plugin declares for `input`, with what a call
+    /// needs to send batches of that schema (asked of a fresh configured
+    /// instance; compute it once per input schema).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an input type the contract cannot carry;
+    /// what the plugin reports; [`Error::InvalidOutput`] for a malformed
+    /// declared schema; traps.
+    pub fn signature(
+        &self,
+        params: &Params,
+        state: Option<&State>,
+        input: &SchemaRef,
+    ) -> Result<Signature> {
+        let pref = self.plugin_ref();
+        let wire = input_wire_schema(&pref, input)?;
+        let Ready { mut session, res } = self.ready(params, state)?;
+        let out = call(&mut session, &pref, |s| {
+            self.inner.exports.output_schema(s, res, &wire)
+        })?
+        .map_err(|e| plugin_error(&pref, e))?;
+        let output = Arc::new(kiln_wire::import_schema(out).map_err(|e| wire_error(&pref, e))?);
+        Ok(Signature(Arc::new(SignatureInner {
+            input: input.clone(),
+            wire,
+            output,
+        })))
+    }
+
+    /// Apply a configured instance to one batch of `sig`'s input schema,
+    /// validating the output against the declared output schema. The
+    /// instance must not be used again unless the caller accepts that it
+    /// carries state from this call.
+    ///
+    /// # Errors
+    /// What the plugin reports; [`Error::InvalidOutput`] for malformed
+    /// output; traps and limits.
+    pub fn apply_ready(
+        &self,
+        ready: &mut Ready,
+        batch: &RecordBatch,
+        sig: &Signature,
+    ) -> Result<RecordBatch> {
+        let pref = self.plugin_ref();
+        let prepared = Prepared::new(batch, sig.0.wire.clone());
+        let res = ready.res;
+        let out = call(&mut ready.session, &pref, |s| {
+            self.inner.exports.apply(s, res, prepared.view())
+        })?
+        .map_err(|e| plugin_error(&pref, e))?;
+        let ratio = self.inner.engine.config().max_output_ratio;
+        let max_rows = (batch.num_rows() as u64).max(1).saturating_mul(ratio);
+        if out.num_rows > max_rows {
+            return Err(wire_error(
+                &pref,
+                WireError {
+                    column: None,
+                    message: format!("{} rows returned, more than the cap of {max_rows} for this input (see EngineConfig::max_output_ratio)", out.num_rows),
+                },
+            ));
+        }
+        kiln_wire::import_batch(out, Some(&sig.0.output)).map_err(|e| wire_error(&pref, e))
+    }
+}
+
+/// A fresh instance of a plugin, configured with parameters and state: the
+/// unit a serving pool keeps warm. Used for one call, then dropped.
+pub struct Ready {
+    session: Session,
+    res: ResourceAny,
+}
+
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready").finish_non_exhaustive()
+    }
+}
+
+/// An input schema, its wire form and the output schema a plugin declares
+/// for it ([`Plugin::signature`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Signature(Arc<SignatureInner>);
+
+#[derive(Debug)]
+struct SignatureInner {
+    input: SchemaRef,
+    wire: kiln_wire::Schema,
+    output: SchemaRef,
+}
+
+impl Signature {
+    /// The input schema this signature was computed for.
+    pub fn input(&self) -> &SchemaRef {
+        &self.0.input
+    }
+
+    /// The output schema the plugin declared for it.
+    pub fn output(&self) -> &SchemaRef {
+        &self.0.output
+    }
+
+    /// Whether a batch of `schema` can use this signature.
+    pub fn matches(&self, schema: &SchemaRef) -> bool {
+        Arc::ptr_eq(&self.0.input, schema) || self.0.input.as_ref() == schema.as_ref()
+    }
+}
+
+/// Run one call with a fresh deadline, turning traps into typed errors
+/// and forwarding the plugin's stderr to the log.
+fn call<R>(
+    s: &mut Session,
+    plugin: &PluginRef,
+    f: impl FnOnce(&mut Session) -> wasmtime::Result<R>,
+) -> Result<R> {
+    let ticks = s.store.data().deadline_ticks;
+    s.store.set_epoch_deadline(ticks);
+    let r = f(s);
+    let stderr = s.store.data().stderr.take();
+    for line in stderr.lines() {
+        tracing::info!(target: "kiln::plugin", plugin = %plugin, "{line}");
+    }
+    r.map_err(|e| classify_with(plugin, e, &mut s.store, stderr))
+}
+
+/// Turn a wasmtime error from a call into a Kiln error.
+fn classify(plugin: &PluginRef, e: wasmtime::Error, store: &mut Store<HostState>) -> Error {
+    let stderr = store.data().stderr.take();
+    classify_with(plugin, e, store, stderr)
+}
+
+fn classify_with(
+    plugin: &PluginRef,
+    e: wasmtime::Error,
+    store: &mut Store<HostState>,
+    stderr: String,
+) -> Error {
+    if let Some(hit) = e.downcast_ref::<MemoryCapHit>() {
+        return Error::MemoryLimit {
+            plugin: plugin.clone(),
+            limit: hit.limit,
+        };
+    }
+    if store.data().limiter.hit {
+        return Error::MemoryLimit {
+            plugin: plugin.clone(),
+            limit: store.data().limiter.limit,
+        };
+    }
+    if let Some(limit) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return Error::Busy {
+            plugin: plugin.clone(),
+            message: limit.to_string(),
+        };
+    }
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return Error::DeadlineExceeded {
+            plugin: plugin.clone(),
+            limit: store.data().deadline,
+        };
+    }
+    tracing::debug!(target: "kiln::plugin", plugin = %plugin, "trap: {e:?}");
+    // The trap itself ("wasm trap: call stack exhausted"); the wasm
+    // backtrace goes to the debug log, not into the message.
+    let message = match e.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => e.to_string(),
+    };
+    Error::Trap {
+        plugin: plugin.clone(),
+        message,
+        stderr,
+    }
+}
+
+fn plugin_error(plugin: &PluginRef, e: PluginError) -> Error {
+    let plugin = plugin.clone();
+    match e {
+        PluginError::InvalidParams(message) => Error::InvalidParams { plugin, message },
+        PluginError::InvalidInput(i) => Error::InvalidInput {
+            plugin,
+            column: i.column,
+            row: i.row,
+            message: i.message,
+        },
+        PluginError::InvalidState(message) => Error::InvalidState { plugin, message },
+        PluginError::Internal(message) => Error::PluginInternal { plugin, message },
+    }
+}
+
+fn wire_error(plugin: &PluginRef, e: WireError) -> Error {
+    Error::InvalidOutput {
+        plugin: plugin.clone(),
+        column: e.column,
+        message: e.message,
+    }
+}
+
+/// An input schema the contract cannot carry is the caller's problem, not the plugin's.
+fn input_wire_schema(plugin: &PluginRef, schema: &Schema) -> Result<kiln_wire::Schema> {
+    kiln_wire::export_schema(schema).map_err(|e| Error::InvalidInput {
+        plugin: plugin.clone(),
+        column: e.column,
+        row: None,
+        message: e.message,
+    })
+}
+
+/// Fits a plugin batch by batch: one partial state per batch, merged as it
+/// goes (memory stays bounded by one partial state), then finished.
+pub struct Fitter {
+    plugin: Plugin,
+    params: Params,
+    merged: Option<Vec<u8>>,
+    wire_schema: Option<(SchemaRef, kiln_wire::Schema)>,
+    rows: u64,
+}
+
+impl Fitter {
+    /// Fit on one more batch.
+    ///
+    /// # Errors
+    /// What the plugin reports (row numbers are counted across all batches
+    /// given so far), traps and limits.
+    pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        let pref = self.plugin.plugin_ref();
+        let wire_schema = match &self.wire_schema {
+            Some((s, ws)) if s == batch.schema_ref() => ws.clone(),
+            _ => {
+                let ws = input_wire_schema(&pref, batch.schema_ref())?;
+                self.wire_schema = Some((batch.schema(), ws.clone()));
+                ws
+            }
+        };
+        let prepared = Prepared::new(batch, wire_schema);
+        let exports = self.plugin.inner.exports;
+        let mut s = self.plugin.session()?;
+        let part = call(&mut s, &pref, |s| {
+            exports.fit_partial(s, self.params.as_str(), prepared.view())
+        })?;
+        let part = part.map_err(|e| plugin_error(&pref, e).with_row_offset(self.rows))?;
+        self.rows += batch.num_rows() as u64;
+        self.merged = Some(match self.merged.take() {
+            None => part,
+            Some(acc) => self.merge(&[acc, part])?,
+        });
+        Ok(())
+    }
+
+    fn merge(&self, states: &[Vec<u8>]) -> Result<Vec<u8>> {
+        let pref = self.plugin.plugin_ref();
+        let mut s = self.plugin.session()?;
+        let r = call(&mut s, &pref, |s| {
+            self.plugin
+                .inner
+                .exports
+                .fit_merge(s, self.params.as_str(), states)
+        })?;
+        r.map_err(|e| plugin_error(&pref, e))
+    }
+
+    /// Rows seen so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Finish the fit and return the state.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if no batch was given; what the plugin reports.
+    pub fn finish(mut self) -> Result<State> {
+        let pref = self.plugin.plugin_ref();
+        let merged = self.merged.take().ok_or_else(|| Error::InvalidInput {
+            plugin: pref.clone(),
+            column: None,
+            row: None,
+            message: "no input batches to fit on".into(),
+        })?;
+        let mut s = self.plugin.session()?;
+        let r = call(&mut s, &pref, |s| {
+            self.plugin
+                .inner
+                .exports
+                .fit_finish(s, self.params.as_str(), &merged)
+        })?;
+        Ok(State::from_bytes(r.map_err(|e| plugin_error(&pref, e))?))
+    }
+}
+
+/// A plugin configured with parameters (and state): applies to batches.
+///
+/// Each call runs in a fresh instance configured from the parameters and
+/// state, so a plugin cannot carry hidden state from one call to the next
+/// and an instance that trapped is never reused.
+pub struct Transformer {
+    plugin: Plugin,
+    params: Params,
+    state: Option<State>,
+    /// The signature for the last input schema.
+    signature: Option<Signature>,
+}
+
+impl Transformer {
+    /// The plugin.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// The output schema the plugin declares for this input schema.
+    ///
+    /// # Errors
+    /// What the plugin reports (a missing column, a wrong type), traps.
+    pub fn output_schema(&mut self, input: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.signature_for(input)?.output().clone())
+    }
+
+    fn signature_for(&mut self, input: &SchemaRef) -> Result<Signature> {
+        if let Some(s) = &self.signature {
+            if s.matches(input) {
+                return Ok(s.clone());
+            }
+        }
+        let sig = self
+            .plugin
+            .signature(&self.params, self.state.as_ref(), input)?;
+        self.signature = Some(sig.clone());
+        Ok(sig)
+    }
+
+    /// Transform one batch. The output is validated against the declared
+    /// output schema before it is returned.
+    ///
+    /// # Errors
+    /// What the plugin reports; [`Error::InvalidOutput`] for malformed
+    /// output; traps and limits.
+    pub fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let sig = self.signature_for(batch.schema_ref())?;
+        let mut ready = self.plugin.ready(&self.params, self.state.as_ref())?;
+        self.plugin.apply_ready(&mut ready, batch, &sig)
+    }
+}

@@ -1,0 +1,304 @@
+//! Arrow record batches <-> the wire [`Batch`].
+//!
+//! Outgoing, [`Prepared`] walks a batch into its array nodes holding Arrow's
+//! reference-counted buffers (nothing is copied); [`Prepared::view`]
+//! borrows them for a lowering that is the only copy, and
+//! [`Prepared::into_batch`] copies them into owned `Vec`s where the other
+//! side needs ownership. Incoming, [`import_batch`] turns the lifted `Vec`s
+//! into Arrow buffers without a copy after validating everything (type tree,
+//! buffer counts and widths, lengths, offsets, bitmaps, UTF-8, dictionary
+//! keys) so that no Arrow constructor sees malformed data.
+
+use std::sync::Arc;
+
+use arrow_array::{make_array, Array as _, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_buffer::{BooleanBuffer, Buffer};
+use arrow_data::{layout, ArrayData, ArrayDataBuilder, BufferSpec};
+use arrow_schema::{DataType as ArrowType, SchemaRef};
+
+use crate::types::{Array, ArrayView, Batch, BatchView, Schema};
+use crate::{import_schema, WireError};
+
+/// A batch walked into wire form: its wire schema and, per array node in
+/// pre-order, Arrow's buffers (shared, not copied).
+#[derive(Debug)]
+pub struct Prepared {
+    schema: Schema,
+    num_rows: u64,
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug)]
+struct Node {
+    length: u64,
+    offset: u64,
+    null_count: u64,
+    validity: Option<Buffer>,
+    buffers: Vec<Buffer>,
+}
+
+impl Prepared {
+    /// Walk `batch` into wire form; `schema` is its wire schema (from
+    /// [`crate::export_schema`], computed once per input schema, not per batch).
+    pub fn new(batch: &RecordBatch, schema: Schema) -> Prepared {
+        let mut nodes = Vec::new();
+        for c in batch.columns() {
+            push_nodes(&c.to_data(), &mut nodes);
+        }
+        Prepared {
+            schema,
+            num_rows: batch.num_rows() as u64,
+            nodes,
+        }
+    }
+
+    /// The `batch` record borrowing the buffers: lowering it into a guest is
+    /// the only copy in.
+    pub fn view(&self) -> BatchView<'_> {
+        BatchView {
+            schema: &self.schema,
+            num_rows: self.num_rows,
+            arrays: self
+                .nodes
+                .iter()
+                .map(|n| ArrayView {
+                    length: n.length,
+                    offset: n.offset,
+                    null_count: n.null_count,
+                    validity: n.validity.as_ref().map(|b| b.as_slice()),
+                    buffers: n.buffers.iter().map(|b| b.as_slice()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The `batch` record owning copies of the buffers.
+    pub fn into_batch(self) -> Batch {
+        Batch {
+            schema: self.schema,
+            num_rows: self.num_rows,
+            arrays: self
+                .nodes
+                .into_iter()
+                .map(|n| Array {
+                    length: n.length,
+                    offset: n.offset,
+                    null_count: n.null_count,
+                    validity: n.validity.map(|b| b.as_slice().to_vec()),
+                    buffers: n.buffers.iter().map(|b| b.as_slice().to_vec()).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn push_nodes(d: &ArrayData, out: &mut Vec<Node>) {
+    let validity = d.nulls().map(|n| {
+        if n.offset() == d.offset() {
+            n.buffer().clone()
+        } else {
+            // Re-align the bitmap so bit `d.offset() + i` is element i (a
+            // bitmap is 1/8 byte per row; values are never copied).
+            let off = d.offset();
+            BooleanBuffer::collect_bool(off + d.len(), |i| i >= off && n.is_valid(i - off))
+                .into_inner()
+        }
+    });
+    out.push(Node {
+        length: d.len() as u64,
+        offset: d.offset() as u64,
+        null_count: d.null_count() as u64,
+        validity,
+        buffers: d.buffers().to_vec(),
+    });
+    for c in d.child_data() {
+        push_nodes(c, out);
+    }
+}
+
+/// Convert and fully validate a batch from the other side of the boundary.
+///
+/// With `declared`, the batch must match that schema (names and types, in
+/// order), a field declared non-nullable must hold no nulls, and the result
+/// carries `declared` itself; without it, the batch's own schema is used.
+///
+/// # Errors
+/// The first problem found, naming the column where there is one.
+pub fn import_batch(b: Batch, declared: Option<&SchemaRef>) -> Result<RecordBatch, WireError> {
+    let schema = import_schema(b.schema)?;
+    let schema = match declared {
+        Some(d) => {
+            check_against(&schema, d)?;
+            d.clone()
+        }
+        None => Arc::new(schema),
+    };
+    let rows = usize::try_from(b.num_rows)
+        .map_err(|_| WireError::new(None, format!("row count {} overflows", b.num_rows)))?;
+    let mut arrays = b.arrays.into_iter();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let column = f.name().as_str();
+        let data = import_array(f.data_type(), &mut arrays, column)?;
+        if data.len() != rows {
+            return Err(WireError::new(
+                Some(column),
+                format!("array has {} rows but the batch says {rows}", data.len()),
+            ));
+        }
+        if !f.is_nullable() && data.null_count() > 0 {
+            return Err(WireError::new(
+                Some(column),
+                "nulls in a field declared non-nullable",
+            ));
+        }
+        // Validation above is meant to make this infallible; if an Arrow
+        // constructor still panics on some input we did not foresee, refuse
+        // the batch instead of taking the process down.
+        let array = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_array(data)))
+            .map_err(|_| WireError::new(Some(column), "array rejected by Arrow's constructor"))?;
+        columns.push(array);
+    }
+    if arrays.next().is_some() {
+        return Err(WireError::new(
+            None,
+            "more arrays than the schema has fields",
+        ));
+    }
+    RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| WireError::new(None, e.to_string()))
+}
+
+fn check_against(
+    actual: &arrow_schema::Schema,
+    declared: &arrow_schema::Schema,
+) -> Result<(), WireError> {
+    if actual.fields().len() != declared.fields().len() {
+        return Err(WireError::new(
+            None,
+            format!(
+                "{} columns returned but output_schema declared {}",
+                actual.fields().len(),
+                declared.fields().len()
+            ),
+        ));
+    }
+    for (a, d) in actual.fields().iter().zip(declared.fields()) {
+        if a.name() != d.name() || a.data_type() != d.data_type() {
+            return Err(WireError::new(
+                Some(d.name()),
+                format!(
+                    "returned column '{}' of type {} where output_schema declared '{}' of type {}",
+                    a.name(),
+                    a.data_type(),
+                    d.name(),
+                    d.data_type()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Recursion follows `dt`, whose depth `import_schema` already bounded.
+fn import_array(
+    dt: &ArrowType,
+    rest: &mut impl Iterator<Item = Array>,
+    column: &str,
+) -> Result<ArrayData, WireError> {
+    let err = |m: String| WireError::new(Some(column), m);
+    let a = rest
+        .next()
+        .ok_or_else(|| err("fewer arrays than fields".into()))?;
+    let children = match dt {
+        ArrowType::List(f) | ArrowType::LargeList(f) | ArrowType::FixedSizeList(f, _) => {
+            vec![import_array(f.data_type(), rest, column)?]
+        }
+        ArrowType::Struct(fs) => fs
+            .iter()
+            .map(|f| import_array(f.data_type(), rest, column))
+            .collect::<Result<_, _>>()?,
+        ArrowType::Dictionary(_, v) => vec![import_array(v, rest, column)?],
+        _ => Vec::new(),
+    };
+    let len = usize::try_from(a.length).map_err(|_| err("length overflows".into()))?;
+    let offset = usize::try_from(a.offset).map_err(|_| err("offset overflows".into()))?;
+    if len.checked_add(offset).is_none() {
+        return Err(err(format!("offset {offset} + length {len} overflows")));
+    }
+    // Arrow's own layout table says how many buffers a type has and their
+    // element widths; check them here, because Arrow's validation assumes
+    // whole elements and would panic on a ragged buffer.
+    let specs = layout(dt).buffers;
+    if a.buffers.len() != specs.len() {
+        return Err(err(format!(
+            "{} buffers for type {dt}, expected {}",
+            a.buffers.len(),
+            specs.len()
+        )));
+    }
+    for (i, (buf, spec)) in a.buffers.iter().zip(&specs).enumerate() {
+        if let BufferSpec::FixedWidth { byte_width, .. } = spec {
+            if buf.len() % byte_width != 0 {
+                return Err(err(format!(
+                    "buffer {i} has {} bytes, not a whole number of {byte_width}-byte elements",
+                    buf.len()
+                )));
+            }
+        }
+    }
+    // Producers (the SDK included) slice structs and fixed-size lists by
+    // slicing their children, so these arrive with offset 0; a non-zero
+    // offset would be applied twice by Arrow's nested slicing.
+    if offset != 0 && matches!(dt, ArrowType::Struct(_) | ArrowType::FixedSizeList(_, _)) {
+        return Err(err(format!(
+            "offset {offset} on a {dt} array; slice its children instead"
+        )));
+    }
+    // Arrow's array constructors slice children by the parent's window and
+    // panic if a child is short; check that here.
+    let need_child = match dt {
+        ArrowType::FixedSizeList(_, n) => {
+            (offset + len).checked_mul(usize::try_from(*n).unwrap_or(0))
+        }
+        ArrowType::Struct(_) => Some(offset + len),
+        _ => None,
+    };
+    if let Some(need) = need_child {
+        match children.iter().find(|c| c.len() < need) {
+            Some(c) => {
+                return Err(err(format!(
+                    "child array has {} rows, needs at least {need}",
+                    c.len()
+                )))
+            }
+            None if need == usize::MAX => return Err(err("child window overflows".into())),
+            None => {}
+        }
+    }
+    if let Some(v) = &a.validity {
+        let need = (offset + len).div_ceil(8);
+        if v.len() < need {
+            return Err(err(format!(
+                "validity bitmap has {} bytes, needs {need}",
+                v.len()
+            )));
+        }
+    }
+    // `build` runs Arrow's full validation: buffer sizes, offsets (monotonic,
+    // in bounds), UTF-8, dictionary keys, child lengths. `align_buffers`
+    // copies a buffer only if it is misaligned for its type.
+    ArrayDataBuilder::new(dt.clone())
+        .len(len)
+        .offset(offset)
+        .null_bit_buffer(a.validity.map(Buffer::from_vec))
+        .buffers(a.buffers.into_iter().map(Buffer::from_vec).collect())
+        .child_data(children)
+        .align_buffers(true)
+        .build()
+        .map_err(|e| err(e.to_string()))
+}

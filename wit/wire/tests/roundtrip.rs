@@ -1,0 +1,255 @@
+//! Arrow -> wire -> Arrow over every type the contract carries, with nulls
+//! and sliced arrays, and the malformed inputs the importer must refuse.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{FixedSizeListBuilder, Float32Builder, Int64Builder, ListBuilder};
+use arrow_array::types::Int16Type;
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float64Array,
+    Int32Array, LargeStringArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
+    UInt8Array,
+};
+use arrow_schema::{DataType, Field, Schema};
+use kiln_wire::{export_schema, import_batch, Prepared};
+
+fn cases() -> Vec<(&'static str, ArrayRef)> {
+    let mut list = ListBuilder::new(Int64Builder::new());
+    list.append_value([Some(1), None]);
+    list.append_null();
+    list.append_value([Some(3)]);
+    list.append_value([]);
+    let mut emb = FixedSizeListBuilder::new(Float32Builder::new(), 2);
+    for v in [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]] {
+        emb.values().append_slice(&v);
+        emb.append(true);
+    }
+    let strukt = StructArray::from(vec![
+        (
+            Arc::new(Field::new("a", DataType::Int32, true)),
+            Arc::new(Int32Array::from(vec![Some(1), None, Some(3), Some(4)])) as ArrayRef,
+        ),
+        (
+            Arc::new(Field::new("b", DataType::Utf8, false)),
+            Arc::new(StringArray::from(vec!["w", "x", "y", "z"])) as ArrayRef,
+        ),
+    ]);
+    let dict: DictionaryArray<Int16Type> = vec![Some("a"), None, Some("b"), Some("a")]
+        .into_iter()
+        .collect();
+    vec![
+        (
+            "bool",
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                None,
+                Some(false),
+                Some(true),
+            ])),
+        ),
+        (
+            "i32",
+            Arc::new(Int32Array::from(vec![
+                Some(1),
+                None,
+                Some(-3),
+                Some(i32::MAX),
+            ])),
+        ),
+        ("u8", Arc::new(UInt8Array::from(vec![0, 1, 2, 255]))),
+        (
+            "f64",
+            Arc::new(Float64Array::from(vec![
+                Some(0.5),
+                None,
+                Some(-0.0),
+                Some(1e300),
+            ])),
+        ),
+        (
+            "utf8",
+            Arc::new(StringArray::from(vec![
+                Some("é"),
+                None,
+                Some(""),
+                Some("long string"),
+            ])),
+        ),
+        (
+            "large_utf8",
+            Arc::new(LargeStringArray::from(vec!["a", "bb", "ccc", "dddd"])),
+        ),
+        (
+            "date32",
+            Arc::new(Date32Array::from(vec![
+                Some(0),
+                None,
+                Some(-1),
+                Some(19000),
+            ])),
+        ),
+        (
+            "ts",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![Some(1), None, Some(3), Some(4)])
+                    .with_timezone("Europe/Paris"),
+            ),
+        ),
+        (
+            "dec",
+            Arc::new(
+                Decimal128Array::from(vec![Some(12345), None, Some(-1), Some(0)])
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ),
+        ("list", Arc::new(list.finish())),
+        ("embedding", Arc::new(emb.finish())),
+        ("struct", Arc::new(strukt)),
+        ("dict", Arc::new(dict)),
+    ]
+}
+
+fn roundtrip(batch: &RecordBatch) -> RecordBatch {
+    let schema = export_schema(batch.schema_ref()).expect("supported types");
+    let wire = Prepared::new(batch, schema).into_batch();
+    import_batch(wire, Some(&batch.schema())).expect("valid batch")
+}
+
+#[test]
+fn every_type_round_trips_whole_and_sliced() {
+    for (name, array) in cases() {
+        let batch = RecordBatch::try_from_iter([(name, array.clone())]).unwrap();
+        assert_eq!(roundtrip(&batch), batch, "{name}");
+        for (offset, len) in [(1, 2), (3, 1), (0, 0), (2, 2)] {
+            let sliced = batch.slice(offset, len);
+            let back = roundtrip(&sliced);
+            assert_eq!(back, sliced, "{name} sliced at {offset}+{len}");
+            assert_eq!(
+                back.column(0).to_data(),
+                sliced.column(0).to_data(),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn all_columns_in_one_batch_keep_order_and_metadata() {
+    let batch = RecordBatch::try_from_iter(cases()).unwrap();
+    let schema = Schema::new_with_metadata(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_metadata([("k".into(), "v".into())].into())
+            })
+            .collect::<Vec<_>>(),
+        [("origin".to_string(), "test".to_string())].into(),
+    );
+    let batch = batch.with_schema(Arc::new(schema)).unwrap();
+    let wire = export_schema(batch.schema_ref()).unwrap();
+    assert_eq!(kiln_wire::import_schema(wire).unwrap(), *batch.schema());
+    assert_eq!(roundtrip(&batch), batch);
+}
+
+#[test]
+fn unsupported_types_name_their_column() {
+    let s = Schema::new(vec![
+        Field::new("ok", DataType::Int8, true),
+        Field::new("t", DataType::Time32(arrow_schema::TimeUnit::Second), true),
+    ]);
+    let e = export_schema(&s).unwrap_err();
+    assert_eq!(e.column.as_deref(), Some("t"));
+    assert!(e.message.contains("cannot cross"), "{e}");
+}
+
+#[test]
+fn malformed_batches_are_refused_with_the_column() {
+    let batch = RecordBatch::try_from_iter([(
+        "s",
+        Arc::new(StringArray::from(vec![Some("ab"), None, Some("c")])) as ArrayRef,
+    )])
+    .unwrap();
+    let good = Prepared::new(&batch, export_schema(batch.schema_ref()).unwrap()).into_batch();
+    type Mutate = fn(&mut kiln_wire::Batch);
+    let cases: Vec<(&str, Mutate, &str)> = vec![
+        (
+            "ragged offsets",
+            |b| b.arrays[0].buffers[0].pop().map(drop).unwrap_or(()),
+            "whole number",
+        ),
+        (
+            "missing buffer",
+            |b| drop(b.arrays[0].buffers.pop()),
+            "buffers",
+        ),
+        (
+            "short validity",
+            |b| b.arrays[0].validity = Some(vec![]),
+            "bitmap",
+        ),
+        (
+            "bad utf-8",
+            |b| b.arrays[0].buffers[1] = vec![b'a', 0xff, 0xfe],
+            "utf",
+        ),
+        (
+            "length",
+            |b| {
+                b.arrays[0].length = 9;
+                b.arrays[0].validity = None;
+                b.arrays[0].null_count = 0
+            },
+            "bytes in buffers",
+        ),
+        ("row count", |b| b.num_rows = 2, "rows"),
+        (
+            "extra array",
+            |b| {
+                let a = b.arrays[0].clone();
+                b.arrays.push(a)
+            },
+            "more arrays",
+        ),
+        ("no array", |b| b.arrays.clear(), "fewer arrays"),
+    ];
+    for (what, mutate, needle) in cases {
+        let mut b = good.clone();
+        mutate(&mut b);
+        let e = import_batch(b, Some(&batch.schema())).expect_err(what);
+        assert!(e.to_string().to_lowercase().contains(needle), "{what}: {e}");
+    }
+    let mut wrong = good.clone();
+    wrong.schema.fields[0].data_type = kiln_wire::DataType::Int64;
+    let e = import_batch(wrong, Some(&batch.schema())).unwrap_err();
+    assert!(e.message.contains("declared"), "{e}");
+}
+
+#[test]
+fn nulls_in_a_non_nullable_field_are_refused() {
+    let declared = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+    let loose = RecordBatch::try_from_iter([(
+        "x",
+        Arc::new(Int32Array::from(vec![Some(1), None])) as ArrayRef,
+    )])
+    .unwrap();
+    let mut wire = Prepared::new(&loose, export_schema(loose.schema_ref()).unwrap()).into_batch();
+    wire.schema.fields[0].nullable = false;
+    let e = import_batch(wire, Some(&declared)).unwrap_err();
+    assert!(e.message.contains("non-nullable"), "{e}");
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused() {
+    let mut dt = DataType::Int8;
+    for _ in 0..=kiln_wire::MAX_DEPTH + 1 {
+        dt = DataType::List(Arc::new(Field::new("item", dt, true)));
+    }
+    let wire = export_schema(&Schema::new(vec![Field::new("deep", dt, true)])).unwrap();
+    let e = kiln_wire::import_schema(wire).unwrap_err();
+    assert!(e.message.contains("deeper"), "{e}");
+}
