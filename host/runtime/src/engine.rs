@@ -186,7 +186,7 @@ impl Engine {
         let wasmtime = wasmtime::Engine::new(&wc)
             .map_err(|e| Error::Internal(format!("wasmtime configuration rejected: {e}")))?;
         let mut linker = Linker::new(&wasmtime);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        crate::sandbox::add_to_linker(&mut linker)
             .map_err(|e| Error::Internal(format!("cannot link WASI: {e}")))?;
 
         let stop = Arc::new(AtomicBool::new(false));

@@ -1,23 +1,19 @@
-//! The sandbox a plugin runs in: a store whose WASI grants nothing, whose
+//! The sandbox a plugin runs in: a store whose WASI (Kiln's own, in
+//! [`wasi`]) grants nothing, whose
 //! clocks and randomness are constant, whose stderr goes to the host log,
 //! and whose memory is capped.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-
-use bytes::Bytes;
 
 use crate::EngineConfig;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
-};
+
+mod wasi;
+
+pub(crate) use wasi::add_to_linker;
+use wasi::WasiState;
 
 /// Most bytes of plugin stderr kept per call; the rest is dropped (not an
 /// error: a chatty plugin must not fail because of its logging).
@@ -28,22 +24,13 @@ pub(crate) const FIXED_WALL_CLOCK: Duration = Duration::from_secs(946_684_800);
 
 /// Per-store host state.
 pub(crate) struct HostState {
-    wasi: WasiCtx,
+    wasi: WasiState,
     table: ResourceTable,
     pub(crate) limiter: MemoryCap,
     pub(crate) stderr: StderrSink,
     /// The per-call deadline, in epoch ticks and as configured.
     pub(crate) deadline_ticks: u64,
     pub(crate) deadline: Duration,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
 }
 
 /// A new store for one plugin instance: nothing granted, deterministic
@@ -54,16 +41,8 @@ pub(crate) fn new_store(
     deadline_ticks: u64,
 ) -> Store<HostState> {
     let stderr = StderrSink::default();
-    let wasi = WasiCtxBuilder::new()
-        .stderr(stderr.clone())
-        .wall_clock(FixedWallClock)
-        .monotonic_clock(FixedMonotonicClock)
-        .secure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
-        .insecure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
-        .insecure_random_seed(0x6b69_6c6e_6b69_6c6e)
-        .build();
     let state = HostState {
-        wasi,
+        wasi: WasiState::new(),
         table: ResourceTable::new(),
         limiter: MemoryCap {
             limit: config.memory_limit,
@@ -80,26 +59,6 @@ pub(crate) fn new_store(
 
 /// Bytes the deterministic "random" generators cycle through.
 const SEED: [u8; 32] = *b"kiln: deterministic by design.\n\0";
-
-struct FixedWallClock;
-impl HostWallClock for FixedWallClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        FIXED_WALL_CLOCK
-    }
-}
-
-struct FixedMonotonicClock;
-impl HostMonotonicClock for FixedMonotonicClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
 
 /// Caps linear memory; remembers whether the cap was hit so the trap that
 /// follows is reported as a memory error, not a generic trap.
@@ -161,55 +120,5 @@ impl StderrSink {
         let text = String::from_utf8_lossy(&buf).into_owned();
         buf.clear();
         text
-    }
-}
-
-impl IsTerminal for StderrSink {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for StderrSink {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl OutputStream for StderrSink {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.push(&bytes);
-        Ok(())
-    }
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(STDERR_CAP)
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for StderrSink {
-    async fn ready(&mut self) {}
-}
-
-impl tokio::io::AsyncWrite for StderrSink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.push(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
