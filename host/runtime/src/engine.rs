@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::identity::plugin_id;
 use wasmtime::component::{Component, Linker};
 
 use crate::cache::DiskCache;
-use crate::plugin::Plugin;
+use crate::config::EngineConfig;
 use crate::sandbox::HostState;
 use crate::{Error, Result};
 
@@ -30,79 +29,6 @@ pub const WASMTIME_VERSION: &str = "48";
 
 /// How often the deadline clock ticks; deadlines are rounded up to it.
 const TICK: Duration = Duration::from_millis(10);
-
-/// Settings of an [`Engine`]: limits, and the flags that affect results.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineConfig {
-    /// Longest a single plugin call may run (default 30 s).
-    pub deadline: Duration,
-    /// Largest linear memory a plugin instance may have, in bytes (default 1 GiB).
-    pub memory_limit: usize,
-    /// Largest output batch, as a multiple of the input rows (default 16; a
-    /// plugin returning more rows is refused). Zero-row inputs allow this many rows.
-    pub max_output_ratio: u64,
-    /// Directory of the compiled-component cache on disk, or `None` for no
-    /// disk cache (the default; the `kiln` CLI uses
-    /// [`EngineConfig::default_cache_dir`]). Compiled plugins are kept there
-    /// by plugin id and engine settings, so a new process loads them in
-    /// milliseconds instead of compiling them again.
-    pub cache_dir: Option<PathBuf>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            deadline: Duration::from_secs(30),
-            memory_limit: 1 << 30,
-            max_output_ratio: 16,
-            cache_dir: None,
-        }
-    }
-}
-
-impl EngineConfig {
-    /// Set the per-call deadline.
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
-        self
-    }
-
-    /// Set the per-instance memory cap in bytes.
-    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
-        self.memory_limit = bytes;
-        self
-    }
-
-    /// Set the output-rows cap as a multiple of input rows.
-    pub fn with_max_output_ratio(mut self, ratio: u64) -> Self {
-        self.max_output_ratio = ratio;
-        self
-    }
-
-    /// Keep compiled plugins in this directory (created when first
-    /// written), or `None` to compile in every process.
-    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
-        self.cache_dir = dir;
-        self
-    }
-
-    /// The usual cache directory: `$KILN_HOME/cache`, else
-    /// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln` (`None` without a home).
-    pub fn default_cache_dir() -> Option<PathBuf> {
-        crate::cache::default_dir()
-    }
-
-    /// The engine flags that can affect results, as recorded in lineage.
-    pub fn determinism_flags() -> &'static [&'static str] {
-        &[
-            "nan_canonicalization",
-            "relaxed_simd_deterministic",
-            "no_threads",
-            "fixed_clocks",
-            "constant_random",
-        ]
-    }
-}
 
 /// Owns the wasmtime engine, the linker and the compiled-component cache.
 /// Cheap to clone; clones share everything.
@@ -241,29 +167,9 @@ impl Engine {
         &self.inner
     }
 
-    /// Load a plugin from a `.wasm` file: hash it, compile it (or take it
-    /// from the cache), check it implements `kiln:transform@0.1.x`, and ask
-    /// it to describe itself.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if the file cannot be read; [`Error::Load`] if it is not a
-    /// compatible Kiln component; a trap or limit error if `describe` fails.
-    pub fn load(&self, path: &Path) -> Result<Plugin> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        self.load_bytes(&bytes, path)
-    }
-
-    /// Load a plugin from bytes; `label` names it in errors (a path or `<memory>`).
-    ///
-    /// # Errors
-    /// As [`Engine::load`].
-    pub fn load_bytes(&self, bytes: &[u8], label: &Path) -> Result<Plugin> {
-        let id = plugin_id(bytes);
-        let component = self.compile(bytes, &id, label)?;
-        Plugin::new(self.clone(), id, component, label)
-    }
-
-    fn compile(&self, bytes: &[u8], id: &str, label: &Path) -> Result<Component> {
+    /// Compile `bytes` (id `id`), or take the component from the memory or
+    /// disk cache.
+    pub(crate) fn compile(&self, bytes: &[u8], id: &str, label: &Path) -> Result<Component> {
         let load_err = |message: String| Error::Load {
             path: label.to_path_buf(),
             message,

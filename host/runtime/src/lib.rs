@@ -45,6 +45,7 @@
 
 mod abi;
 mod cache;
+mod config;
 mod engine;
 mod error;
 mod identity;
@@ -52,7 +53,8 @@ mod params;
 mod plugin;
 mod sandbox;
 
-pub use engine::{Engine, EngineConfig, WASMTIME_VERSION};
+pub use config::EngineConfig;
+pub use engine::{Engine, WASMTIME_VERSION};
 pub use error::{Error, PluginRef, Result};
 pub use identity::{plugin_id, version_id};
 pub use kiln_wire::WIT_VERSION;

@@ -18,6 +18,7 @@ use wasmtime::{Store, Trap};
 
 use crate::abi::{Exports, KindRecord, Session, TRANSFORM_INTERFACE};
 use crate::engine::Engine;
+use crate::identity::plugin_id;
 use crate::sandbox::{new_store, HostState, MemoryCapHit};
 use crate::{Error, Params, PluginRef, Result, WIT_VERSION};
 
@@ -95,6 +96,32 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("info", &self.inner.info)
             .finish()
+    }
+}
+
+/// Loading lives beside [`Plugin`] (not in `engine.rs`) so that the engine
+/// does not depend on what it loads.
+impl Engine {
+    /// Load a plugin from a `.wasm` file: hash it, compile it (or take it
+    /// from the cache), check it implements `kiln:transform@0.1.x`, and ask
+    /// it to describe itself.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::Load`] if it is not a
+    /// compatible Kiln component; a trap or limit error if `describe` fails.
+    pub fn load(&self, path: &Path) -> Result<Plugin> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.load_bytes(&bytes, path)
+    }
+
+    /// Load a plugin from bytes; `label` names it in errors (a path or `<memory>`).
+    ///
+    /// # Errors
+    /// As [`Engine::load`].
+    pub fn load_bytes(&self, bytes: &[u8], label: &Path) -> Result<Plugin> {
+        let id = plugin_id(bytes);
+        let component = self.compile(bytes, &id, label)?;
+        Plugin::new(self.clone(), id, component, label)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::EngineConfig;
+use crate::config::EngineConfig;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
 
