@@ -5,8 +5,9 @@
 //! Incoming buffers are the `Vec<u8>`s the canonical ABI already copied into
 //! guest memory; they move into `kiln-wire`'s records and become Arrow
 //! buffers without another copy (`align_buffers` copies only a buffer that
-//! is misaligned for its type). Outgoing, each Arrow buffer is copied once
-//! into the `Vec<u8>` wit-bindgen hands to the canonical ABI.
+//! is misaligned for its type). Outgoing, a buffer that is an unshared
+//! `Vec<u8>` (what [`crate::output`] builds, or an input buffer passed
+//! through) is handed to wit-bindgen as it is; any other is copied once.
 
 use std::marker::PhantomData;
 
@@ -104,7 +105,11 @@ impl<T: FittedTransform> t::GuestTransformer for Configured<T> {
 
     fn apply(&self, input: w::Batch) -> Result<w::Batch, w::Error> {
         let batch = import_batch(input)?;
-        Ok(export_batch(&self.0.transform(&batch)?)?)
+        let out = self.0.transform(&batch)?;
+        // Input buffers passed through to the output become unshared here,
+        // so the export can hand them back without a copy.
+        drop(batch);
+        Ok(export_batch(out)?)
     }
 }
 
@@ -146,10 +151,14 @@ fn export_schema(s: &Schema) -> Result<w::Schema, Error> {
         .map_err(|e| Error::Internal(format!("output schema: {e}")))
 }
 
-fn export_batch(b: &RecordBatch) -> Result<w::Batch, Error> {
+/// Buffers that are unshared `Vec<u8>`s (see [`crate::output`]) move out
+/// as they are; the others are copied once.
+fn export_batch(b: RecordBatch) -> Result<w::Batch, Error> {
     let schema = kiln_wire::export_schema(b.schema_ref())
         .map_err(|e| Error::Internal(format!("output batch: {e}")))?;
-    Ok(kiln_wire::Prepared::new(b, schema).into_batch().into())
+    Ok(kiln_wire::Prepared::from_owned(b, schema)
+        .into_batch()
+        .into())
 }
 
 // wit-bindgen's records and kiln-wire's are the same WIT types; these move

@@ -14,6 +14,7 @@
 //! - [`Error`]: what a plugin reports (invalid parameters, invalid input with
 //!   column and row, invalid state, internal); traps are the host's business.
 //! - [`columns`]: small helpers to look up typed input columns with good errors.
+//! - [`output`]: build output arrays the host receives without a copy.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -56,6 +57,7 @@
 
 pub mod columns;
 mod error;
+pub mod output;
 mod plugin;
 pub mod testing;
 
@@ -67,6 +69,8 @@ pub use plugin::{FittedTransform, PluginInfo, PluginKind, StatelessTransform};
 
 /// Re-exported so plugins use the exact Arrow crates the SDK speaks.
 pub use arrow_array;
+/// Re-exported so plugins use the exact Arrow crates the SDK speaks.
+pub use arrow_buffer;
 /// Re-exported so plugins use the exact Arrow crates the SDK speaks.
 pub use arrow_schema;
 

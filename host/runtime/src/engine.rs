@@ -19,9 +19,9 @@ use crate::{Error, Result};
 /// Plugin instances that may be alive at once across all threads.
 const MAX_CONCURRENT_INSTANCES: u32 = 256;
 
-/// Bytes of each freed memory and table slot reset in place rather than
-/// returned to the kernel (see `linear_memory_keep_resident`).
-const KEEP_RESIDENT: usize = 4 << 20;
+/// Bytes of each freed table slot reset in place rather than returned to
+/// the kernel (see `table_keep_resident`).
+const TABLE_KEEP_RESIDENT: usize = 4 << 20;
 
 /// The wasmtime release this runtime is built with (recorded in lineage; a
 /// unit test keeps it equal to the workspace's pin).
@@ -105,8 +105,8 @@ impl Engine {
             // PAGEMAP_SCAN where the kernel has it) instead of `madvise`:
             // the next instance in the slot takes no page faults and no TLB
             // shootdowns, which were most of the cost of a fresh instance.
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT)
+            .linear_memory_keep_resident(config.keep_resident)
+            .table_keep_resident(TABLE_KEEP_RESIDENT)
             .pagemap_scan(wasmtime::Enabled::Auto);
         wc.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let wasmtime = wasmtime::Engine::new(&wc)

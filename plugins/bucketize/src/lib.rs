@@ -48,9 +48,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kiln_sdk::arrow_array::types::UInt32Type;
-use kiln_sdk::arrow_array::{Array, ArrayRef, RecordBatch};
+use kiln_sdk::arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, UInt32Array};
+use kiln_sdk::arrow_buffer::{BooleanBuffer, NullBuffer};
 use kiln_sdk::arrow_schema::{DataType, Field, Schema};
-use kiln_sdk::{columns, Error, FittedTransform, PluginInfo, PluginKind, Result};
+use kiln_sdk::{columns, output, Error, FittedTransform, PluginInfo, PluginKind, Result};
 use serde::{Deserialize, Serialize};
 
 /// The largest accepted `quantiles`.
@@ -162,6 +163,22 @@ pub struct Bucketize {
 /// The bucket of `x`: how many of the sorted `boundaries` are `<= x`.
 pub fn bucket(boundaries: &[f64], x: f64) -> u32 {
     boundaries.partition_point(|b| *b <= x) as u32
+}
+
+/// The bucket of every value of `x`; NaN rows become null, as null rows
+/// stay null. The values live in a `Vec<u8>` the host takes uncopied.
+fn buckets(x: &Float64Array, boundaries: &[f64]) -> UInt32Array {
+    let values = x.values();
+    let nulls = if values.iter().any(|v| v.is_nan()) {
+        let not_nan = BooleanBuffer::collect_bool(x.len(), |i| !values[i].is_nan());
+        NullBuffer::union(x.nulls(), Some(&NullBuffer::new(not_nan)))
+    } else {
+        x.nulls().cloned()
+    };
+    let out = values
+        .iter()
+        .map(|&v| if v.is_nan() { 0 } else { bucket(boundaries, v) });
+    output::collect::<UInt32Type, _>(x.len(), out, nulls)
 }
 
 /// Sorted `(value, count)` pairs of the finite, non-null values of `column`.
@@ -418,8 +435,7 @@ impl FittedTransform for Bucketize {
         for (c, boundaries) in &self.columns {
             let field = self.out_field(batch.schema_ref(), c)?;
             let x = columns::numeric_as_f64(&batch, c)?;
-            let out =
-                x.unary_opt::<_, UInt32Type>(|v| (!v.is_nan()).then(|| bucket(boundaries, v)));
+            let out = buckets(&x, boundaries);
             batch = columns::splice(
                 &batch,
                 c,

@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
+use kiln_sdk::arrow_array::types::UInt32Type;
 use kiln_sdk::arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use kiln_sdk::arrow_schema::{DataType, Field, Schema};
-use kiln_sdk::{columns, Error, PluginInfo, Result, StatelessTransform};
+use kiln_sdk::{columns, output, Error, PluginInfo, Result, StatelessTransform};
 use serde::Deserialize;
 
 /// Parameters of `hash-encode`.
@@ -115,12 +116,12 @@ impl StatelessTransform for HashEncode {
             // Straight over the offsets and bytes (no per-row bounds checks
             // or `&str` construction); null rows hash their empty slot.
             let data = strings.value_data();
-            let values: Vec<u32> = strings
+            let values = strings
                 .value_offsets()
                 .windows(2)
-                .map(|w| murmur3_32(&data[w[0] as usize..w[1] as usize], seed) % buckets)
-                .collect();
-            let out = UInt32Array::new(values.into(), strings.nulls().cloned());
+                .map(|w| murmur3_32(&data[w[0] as usize..w[1] as usize], seed) % buckets);
+            let out: UInt32Array =
+                output::collect::<UInt32Type, _>(strings.len(), values, strings.nulls().cloned());
             let nullable = columns::field(batch.schema_ref(), c)?.is_nullable();
             let field = Field::new(self.out_name(c), DataType::UInt32, nullable);
             batch = columns::splice(

@@ -26,9 +26,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use kiln_sdk::arrow_array::types::Float64Type;
 use kiln_sdk::arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
 use kiln_sdk::arrow_schema::{DataType, Field, Schema};
-use kiln_sdk::{columns, Error, FittedTransform, PluginInfo, Result};
+use kiln_sdk::{columns, output, Error, FittedTransform, PluginInfo, Result};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `standard-scaler`.
@@ -317,7 +318,7 @@ impl FittedTransform for StandardScaler {
         for s in &self.stats {
             let x = columns::numeric_as_f64(&batch, &s.column)?;
             let (shift, scale) = self.shift_scale(s);
-            let y: Float64Array = x.unary(|v| (v - shift) / scale);
+            let y = output::unary::<_, Float64Type, _>(&x, |v| (v - shift) / scale);
             let nullable =
                 columns::field(batch.schema_ref(), &s.column)?.is_nullable() || y.null_count() > 0;
             let field = Field::new(self.out_name(&s.column), DataType::Float64, nullable);

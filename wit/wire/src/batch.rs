@@ -3,8 +3,9 @@
 //! Outgoing, [`Prepared`] walks a batch into its array nodes holding Arrow's
 //! reference-counted buffers (nothing is copied); [`Prepared::view`]
 //! borrows them for a lowering that is the only copy, and
-//! [`Prepared::into_batch`] copies them into owned `Vec`s where the other
-//! side needs ownership. Incoming, [`import_batch`] turns the lifted `Vec`s
+//! [`Prepared::into_batch`] turns them into owned `Vec`s where the other
+//! side needs ownership: a buffer that is an unshared `Vec<u8>` allocation
+//! is handed over as it is, any other is copied once. Incoming, [`import_batch`] turns the lifted `Vec`s
 //! into Arrow buffers without a copy after validating everything (type tree,
 //! buffer counts and widths, lengths, offsets, bitmaps, UTF-8, dictionary
 //! keys) so that no Arrow constructor sees malformed data.
@@ -72,7 +73,28 @@ impl Prepared {
         }
     }
 
-    /// The `batch` record owning copies of the buffers.
+    /// Walk a batch the caller gives up, so that buffers only it held become
+    /// unshared and [`Prepared::into_batch`] can hand them over uncopied.
+    pub fn from_owned(batch: RecordBatch, schema: Schema) -> Prepared {
+        let num_rows = batch.num_rows() as u64;
+        let data: Vec<ArrayData> = batch.columns().iter().map(|c| c.to_data()).collect();
+        drop(batch);
+        let mut nodes = Vec::new();
+        for d in &data {
+            push_nodes(d, &mut nodes);
+        }
+        drop(data);
+        Prepared {
+            schema,
+            num_rows,
+            nodes,
+        }
+    }
+
+    /// The `batch` record owning its buffers: each buffer that is an
+    /// unshared, unsliced `Vec<u8>` allocation moves in as it is; any other
+    /// (shared, sliced, or allocated by Arrow with its own alignment) is
+    /// copied once.
     pub fn into_batch(self) -> Batch {
         Batch {
             schema: self.schema,
@@ -84,11 +106,20 @@ impl Prepared {
                     length: n.length,
                     offset: n.offset,
                     null_count: n.null_count,
-                    validity: n.validity.map(|b| b.as_slice().to_vec()),
-                    buffers: n.buffers.iter().map(|b| b.as_slice().to_vec()).collect(),
+                    validity: n.validity.map(into_bytes),
+                    buffers: n.buffers.into_iter().map(into_bytes).collect(),
                 })
                 .collect(),
         }
+    }
+}
+
+/// The buffer's bytes as a `Vec<u8>`: its own allocation when it is one
+/// (`Buffer::into_vec` checks layout, offset and sharing), else a copy.
+fn into_bytes(b: Buffer) -> Vec<u8> {
+    match b.into_vec::<u8>() {
+        Ok(v) => v,
+        Err(b) => b.as_slice().to_vec(),
     }
 }
 

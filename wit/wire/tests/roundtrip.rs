@@ -253,3 +253,35 @@ fn nesting_deeper_than_the_limit_is_refused() {
     let e = kiln_wire::import_schema(wire).unwrap_err();
     assert!(e.message.contains("deeper"), "{e}");
 }
+
+#[test]
+fn owned_vec_buffers_move_out_without_a_copy_and_shared_ones_are_copied() {
+    use arrow_array::Float64Array;
+    use arrow_buffer::{Buffer, ScalarBuffer};
+    // A column whose values are a Vec<u8> allocation (what kiln-sdk's
+    // output helpers build), aligned for f64 as dlmalloc and glibc give it.
+    let mut bytes = Vec::<u8>::with_capacity(4 * 8);
+    for v in [1.0f64, 2.0, 3.0, 4.0] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let ptr = bytes.as_ptr();
+    let values = ScalarBuffer::<f64>::new(Buffer::from_vec(bytes), 0, 4);
+    let batch =
+        RecordBatch::try_from_iter([("x", Arc::new(Float64Array::new(values, None)) as ArrayRef)])
+            .unwrap();
+    let schema = export_schema(batch.schema_ref()).unwrap();
+    // Shared (`batch` still holds it): copied.
+    let copied = Prepared::from_owned(batch.clone(), schema.clone()).into_batch();
+    assert_ne!(copied.arrays[0].buffers[0].as_ptr(), ptr);
+    assert_eq!(import_batch(copied, Some(&batch.schema())).unwrap(), batch);
+    // Unshared: the same allocation moves out.
+    let wire = Prepared::from_owned(batch, schema).into_batch();
+    assert_eq!(wire.arrays[0].buffers[0].as_ptr(), ptr, "moved, not copied");
+    assert_eq!(
+        wire.arrays[0].buffers[0],
+        [1.0f64, 2.0, 3.0, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>()
+    );
+}
