@@ -26,6 +26,7 @@ fn quick_bench_prints_a_json_report_with_every_section() {
         "loads",
         "latency",
         "throughput",
+        "end_to_end",
         "python",
         "peer",
         "targets",
@@ -94,16 +95,26 @@ fn quick_bench_prints_a_json_report_with_every_section() {
         "says how to build: {how}"
     );
 
+    // `kiln run` of this very binary, timed as a whole process.
+    let e2e = v["end_to_end"].as_array().expect("end_to_end is a list");
+    assert_eq!(e2e.len(), 1, "{e2e:#?}");
+    assert!(
+        e2e[0]["kiln_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{e2e:#?}"
+    );
+    assert!(
+        e2e[0]["python_ms"].is_null(),
+        "python was disabled: {e2e:#?}"
+    );
+
     let targets = v["targets"].as_array().expect("targets is a list");
     assert!(targets.len() >= 10, "{targets:#?}");
+    let mut keys = std::collections::BTreeSet::new();
     for t in targets {
-        let peer = t["goal"]
-            .as_str()
-            .is_some_and(|g| g.contains("arrow-udf-runtime"));
-        let python = t["goal"]
-            .as_str()
-            .is_some_and(|g| g.contains("faster than"));
-        if peer || python {
+        let key = t["key"].as_str().expect("every target has a stable key");
+        assert!(keys.insert(key.to_owned()), "key {key} twice");
+        // Python and the peer did not run: those ratios are unmeasured.
+        if key.ends_with(".python_vs_kiln") || key.ends_with(".peer_vs_kiln") {
             assert!(
                 t["met"].is_null(),
                 "not measured, so neither met nor missed: {t}"
@@ -111,5 +122,14 @@ fn quick_bench_prints_a_json_report_with_every_section() {
         } else {
             assert!(t["met"].is_boolean(), "{t}");
         }
+    }
+    for key in [
+        "throughput.standard-scaler.3k.kiln_vs_native",
+        "throughput.bucketize.3k.kiln_vs_native",
+        "throughput.hash-encode.3k.python_vs_kiln",
+        "latency.standard-scaler.1-row.paced.p50_us",
+        "end_to_end.standard-scaler.3k.python_vs_kiln",
+    ] {
+        assert!(keys.contains(key), "no target {key} in {keys:?}");
     }
 }

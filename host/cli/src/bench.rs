@@ -73,6 +73,8 @@ pub fn run(args: &BenchArgs, engine: EngineConfig, json: bool) -> Result<()> {
     opts.python = (!args.no_python).then(|| args.python.clone());
     opts.peer = Some(args.peer.clone());
     opts.engine = engine;
+    // The end-to-end row times this very binary's `kiln run`.
+    opts.kiln_exe = std::env::current_exe().ok();
     let report = bench::run(&plugins, &opts, &mut |msg| eprintln!("bench: {msg}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
