@@ -457,6 +457,8 @@ pub struct EndToEndRow {
     pub python_impl: Option<String>,
     /// Whether both wrote the same values, bit for bit.
     pub python_equal: Option<bool>,
+    /// Why the Python side failed, if it did.
+    pub python_error: Option<String>,
 }
 
 /// One kernel on one table size.
@@ -794,38 +796,32 @@ fn time_end_to_end(
         python_vs_kiln: None,
         python_impl: None,
         python_equal: None,
+        python_error: None,
     };
     if let Some(py) = python {
         let py_out = dir.join("e2e-python.parquet");
         let params =
             serde_json::json!({"mean": SCALER_MEAN, "std": SCALER_STD, "repeats": opts.repeats});
-        let result = (|| -> std::result::Result<Value, String> {
-            let mut child = Command::new(py)
-                .arg("-")
-                .arg(&input)
-                .arg(&py_out)
-                .arg(params.to_string())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", py.display()))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                std::io::Write::write_all(&mut stdin, PYTHON_END_TO_END.as_bytes())
-                    .map_err(|e| format!("cannot send the script to python: {e}"))?;
+        let result = run_script(
+            py,
+            "end_to_end.py",
+            PYTHON_END_TO_END,
+            &[
+                input.as_os_str(),
+                py_out.as_os_str(),
+                params.to_string().as_ref(),
+            ],
+        );
+        match result {
+            Ok(v) => {
+                let ms = v.get("ms").and_then(Value::as_f64);
+                row.python_ms = ms;
+                row.python_vs_kiln = ms.map(|ms| ms / kiln_ms);
+                row.python_impl = v.get("impl").and_then(Value::as_str).map(str::to_owned);
+                let got = kiln_io::read_all(&py_out, &Default::default())?.1;
+                row.python_equal = Some(same_column(&want, &got, "x"));
             }
-            let out = child
-                .wait_with_output()
-                .map_err(|e| format!("python did not finish: {e}"))?;
-            parse_side_output("python end_to_end.py", &out)
-        })();
-        if let Ok(v) = result {
-            let ms = v.get("ms").and_then(Value::as_f64);
-            row.python_ms = ms;
-            row.python_vs_kiln = ms.map(|ms| ms / kiln_ms);
-            row.python_impl = v.get("impl").and_then(Value::as_str).map(str::to_owned);
-            let got = kiln_io::read_all(&py_out, &Default::default())?.1;
-            row.python_equal = Some(same_column(&want, &got, "x"));
+            Err(e) => row.python_error = Some(e),
         }
     }
     Ok(row)
@@ -1237,23 +1233,37 @@ fn run_python(py: &Path, data: &Path, repeats: usize) -> std::result::Result<Val
         "boundaries": BOUNDARIES,
         "repeats": repeats,
     });
+    run_script(
+        py,
+        "kernels.py",
+        PYTHON_SCRIPT,
+        &[data.as_os_str(), params.to_string().as_ref()],
+    )
+}
+
+/// Pipe `script` to `py -` with `args`; its stdout is one JSON document.
+fn run_script(
+    py: &Path,
+    name: &str,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> std::result::Result<Value, String> {
     let mut child = Command::new(py)
         .arg("-")
-        .arg(data)
-        .arg(params.to_string())
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", py.display()))?;
     if let Some(mut stdin) = child.stdin.take() {
-        std::io::Write::write_all(&mut stdin, PYTHON_SCRIPT.as_bytes())
-            .map_err(|e| format!("cannot send the script to python: {e}"))?;
+        std::io::Write::write_all(&mut stdin, script.as_bytes())
+            .map_err(|e| format!("cannot send {name} to python: {e}"))?;
     }
     let out = child
         .wait_with_output()
         .map_err(|e| format!("python did not finish: {e}"))?;
-    parse_side_output("python kernels.py", &out)
+    parse_side_output(&format!("python {name}"), &out)
 }
 
 fn parse_side_output(what: &str, out: &std::process::Output) -> std::result::Result<Value, String> {

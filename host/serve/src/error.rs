@@ -1,8 +1,6 @@
 //! The error type of serving: the HTTP server's own errors around the
 //! runtime's and the registry's.
 
-use std::path::PathBuf;
-
 /// Everything that can go wrong starting or running a server.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,7 +29,8 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for a [`kiln_runtime::Error::Io`].
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    #[cfg(feature = "http")]
+    pub(crate) fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
         Error::Runtime(kiln_runtime::Error::io(path, source))
     }
 }
