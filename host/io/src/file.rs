@@ -468,11 +468,13 @@ impl Writer {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".kiln-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".kiln-").suffix(".tmp");
+        // The file is renamed into place: give it the mode `File::create`
+        // would (0666 less the umask), not the temporary file's private 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
         let (file, tmp) = tmp.into_parts();
         let handle = file.try_clone().map_err(|e| Error::io(path, e))?;
         let werr =
@@ -577,6 +579,21 @@ impl Writer {
 mod tests {
     use super::*;
     use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_get_the_mode_file_create_gives() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        File::create(&plain).unwrap();
+        let out = dir.path().join("out.arrow");
+        let mut w = Writer::create(&out, table().schema()).unwrap();
+        w.write(&table()).unwrap();
+        w.finish().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out), mode(&plain));
+    }
 
     fn table() -> RecordBatch {
         RecordBatch::try_from_iter([

@@ -90,7 +90,11 @@ impl Bundle {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        let mut builder = tempfile::Builder::new();
+        // Renamed into place: the mode `File::create` gives, not 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
         let mut tar = tar::Builder::new(tmp);
         let mut add = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
             let mut h = tar::Header::new_gnu();
