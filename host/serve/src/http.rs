@@ -1247,18 +1247,30 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
 }
 
 async fn transform_reply(app: &App, name: &str, headers: &HeaderMap, body: Body) -> Response {
+    // The body is read (or drained) before any reply, so the connection can
+    // carry the client's next request; when it could not be read to its
+    // end, the reply says `Connection: close` so no client reuses it.
+    let body = read_body(body, headers, app.max_body_bytes).await;
+    let closing = |mut r: Response| {
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        r
+    };
     let Some(t) = app.catalog.get(name).cloned() else {
         let known: Vec<&str> = app.catalog.names().collect();
-        return ApiError::new(
+        let r = ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no transform named '{name}'; serving: {}", known.join(", ")),
         )
         .into_response();
+        return if body.is_ok() { r } else { closing(r) };
     };
-    let body = match read_body(body, headers, app.max_body_bytes).await {
+    let body = match body {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(e) => return closing(e.into_response()),
     };
     let format = match format_of(headers, &body) {
         Ok(f) => f,
