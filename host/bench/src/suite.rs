@@ -34,6 +34,10 @@ pub const CATEGORIES: [&str; 8] = [
 /// The pandas / scikit-learn side, run with `python3 - DATA.arrow ...`.
 pub const PYTHON_SCRIPT: &str = include_str!("../benches/python/kernels.py");
 
+/// Guest memory one throughput call touches per input row (bytes), for
+/// sizing `keep_resident`.
+const WORKING_SET_PER_ROW: usize = 48;
+
 /// The end-to-end job in pyarrow + scikit-learn (read Parquet, scale,
 /// write Parquet), timed in-process beside `kiln run` as a whole process.
 pub const PYTHON_END_TO_END: &str = include_str!("../benches/python/end_to_end.py");
@@ -395,6 +399,10 @@ pub struct MachineInfo {
     pub batch_rows: Option<usize>,
     /// Timed repetitions per throughput cell.
     pub repeats: usize,
+    /// Instance memory kept resident between throughput calls, in bytes
+    /// (`EngineConfig::keep_resident` raised to the largest call's working
+    /// set; latency and loads run with the configured value).
+    pub keep_resident: usize,
 }
 
 /// Load times of one plugin.
@@ -550,12 +558,24 @@ pub fn run(
     opts: &BenchOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
+    // Size the resident instance memory to the largest call, as a deployment
+    // feeding batches that large would (`--keep-resident`): about 48 bytes
+    // per row covers the scaler's and bucketize's copies in and out and
+    // hash-encode's strings.
+    let table = opts.rows.iter().copied().max().unwrap_or(0);
+    let largest = opts.batch_rows.map_or(table, |b| b.min(table));
+    let keep_resident = opts
+        .engine
+        .keep_resident
+        .max(largest.saturating_mul(WORKING_SET_PER_ROW))
+        .min(opts.engine.memory_limit);
     let machine = MachineInfo {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average: load_average(),
         cpu_model: cpu_model(),
         batch_rows: opts.batch_rows,
         repeats: opts.repeats,
+        keep_resident,
     };
 
     // First loads compile into this engine's cache; the suite then loads from it.
@@ -606,6 +626,16 @@ pub fn run(
         }
     }
 
+    // Throughput runs in an engine whose instances keep the largest call's
+    // working set resident; latency above ran with the configured default,
+    // as a service answering small requests would.
+    let big = Engine::with_config(
+        opts.engine
+            .clone()
+            .with_cache_dir(None)
+            .with_keep_resident(keep_resident),
+    )?;
+    let suite = Suite::load(&big, plugins)?;
     let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let python_ready = python_status(opts.python.as_deref());
     let peer_ready = peer_status(opts.peer.as_deref());
@@ -1512,7 +1542,7 @@ impl fmt::Display for Report {
         let m = &self.machine;
         writeln!(
             f,
-            "kiln bench: {} CPU(s){}{}, {} per call, median of {}",
+            "kiln bench: {} CPU(s){}{}, {} per call, median of {}, {} MiB kept resident for throughput",
             m.cpus,
             m.cpu_model
                 .as_ref()
@@ -1523,7 +1553,8 @@ impl fmt::Display for Report {
                 .unwrap_or_default(),
             m.batch_rows
                 .map_or_else(|| "whole table".into(), |r| format!("{r} rows")),
-            m.repeats
+            m.repeats,
+            m.keep_resident >> 20
         )?;
         writeln!(
             f,

@@ -67,6 +67,11 @@ struct Limits {
     /// Memory cap per plugin instance, e.g. 512MiB, 1GiB, or bytes.
     #[arg(long, global = true, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     memory_limit: usize,
+    /// Instance memory kept resident between calls, e.g. 64MiB: size it to a
+    /// call's working set (about 4x a batch's bytes) so large calls stop
+    /// faulting in fresh pages.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    keep_resident: usize,
     /// Directory of the compiled-plugin cache [default: $KILN_HOME/cache, else ~/.cache/kiln].
     #[arg(long, global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -375,6 +380,7 @@ fn try_main(cli: Cli) -> Result<()> {
     let config = EngineConfig::default()
         .with_deadline(Duration::from_secs_f64(cli.limits.deadline))
         .with_memory_limit(cli.limits.memory_limit)
+        .with_keep_resident(cli.limits.keep_resident)
         .with_cache_dir(match cli.limits.no_cache {
             true => None,
             false => (cli.limits.cache_dir.clone()).or_else(EngineConfig::default_cache_dir),
@@ -801,11 +807,27 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let mut builder = tempfile::Builder::new();
+    // Renamed into place: the mode `File::create` gives, not 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
+        .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keep_resident_flag_default_is_the_engine_default() {
+        assert_eq!(
+            super::parse_size("64MiB"),
+            Ok(kiln_host::EngineConfig::DEFAULT_KEEP_RESIDENT)
+        );
+    }
 }
