@@ -20,3 +20,4 @@ mod sandbox;
 mod serve;
 mod serving;
 mod soak;
+mod tables;

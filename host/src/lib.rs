@@ -27,6 +27,10 @@
 //! - from [`kiln_serve`]: [`ServingTransform`] and what configures and
 //!   observes it, [`RegistryServing`] / [`BundleServing`]; `serve` (cargo
 //!   feature `serve`): the HTTP feature server.
+//! - [`temporal`] ([`kiln_temporal`]): point-in-time operators, the as-of
+//!   join and windowed aggregations (shared by batch backfill and serving).
+//! - `table` (cargo feature `table`, `kiln-table`): feature tables on Delta
+//!   Lake: materialize, time travel, training sets, vacuum.
 //! - [`bench`] ([`kiln_bench`]): Kiln beside native arrow-rs, Python and a
 //!   peer runtime.
 //! - [`wire`] ([`kiln_wire`]): the contract's records and their Arrow mapping.
@@ -74,4 +78,7 @@ pub use kiln_store::{
     Bundle, BundleManifest, FitOutcome, FitTarget, ParityReport, PipelineFit, PipelineRun,
     Registry, Store, TraceNode, TraceRun, VerifyReport, BUNDLE_FORMAT,
 };
+#[cfg(feature = "table")]
+pub use kiln_table as table;
+pub use kiln_temporal as temporal;
 pub use kiln_wire as wire;

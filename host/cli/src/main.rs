@@ -9,6 +9,7 @@ mod pipeline;
 mod quality;
 mod registry;
 mod serve;
+mod table;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -224,6 +225,37 @@ enum Command {
     /// Store maintenance.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Write a pipeline's features for event files to a feature table (Delta Lake).
+    ///
+    /// Runs NAME@TAG over the inputs (each step a recorded run), adds the
+    /// pipeline file's [[windows]] aggregations (each event sees [t - w, t)
+    /// of its entity), and writes entity key, event time and features as ONE
+    /// commit carrying the run and version id. Idempotent: the same input and
+    /// version are written once. Nothing is committed on failure.
+    ///
+    /// Examples:
+    ///   kiln materialize txn@prod --input events.parquet --table tables/txn
+    ///   kiln materialize scaler@dev --input e.csv --table t --entity customer_id --timestamp event_at
+    ///   kiln lineage trace tables/txn@3
+    #[command(verbatim_doc_comment)]
+    Materialize(table::MaterializeArgs),
+    /// Join feature tables to a spine, point in time, into a training file.
+    ///
+    /// Each spine row (entity, time t, labels) gets each table's latest
+    /// feature row of the same entity with event time <= t (or < t with
+    /// --exclude-exact), at most --ttl old; ties: latest _kiln_created_at,
+    /// then latest _kiln_row. Every spine row is kept (nulls where nothing
+    /// matched). The run is recorded with each table version it read, and
+    /// `kiln table vacuum` keeps those versions.
+    ///
+    /// Examples:
+    ///   kiln training-set --spine labels.parquet --features tables/txn,tables/profile --output train.parquet
+    ///   kiln training-set --spine labels.csv --features tables/txn@4 --ttl 7d --output train.parquet
+    #[command(verbatim_doc_comment)]
+    TrainingSet(table::TrainingSetArgs),
+    /// Feature tables: history, time travel, vacuum.
+    #[command(subcommand)]
+    Table(table::TableCommand),
     /// Declarative pipelines: fit, run and show a kiln.toml feature set.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
@@ -469,6 +501,9 @@ fn try_main(cli: Cli) -> Result<()> {
             registry::export(&engine, &cli.store, &tag, &output, json)
         }
         Command::Store(cmd) => registry::store_cmd(&engine, &cli.store, &cmd, json),
+        Command::Materialize(args) => table::materialize(&engine, &cli.store, &args, json),
+        Command::TrainingSet(args) => table::training_set(&engine, &cli.store, &args, json),
+        Command::Table(cmd) => table::command(&engine, &cli.store, &cmd, json),
         Command::Pipeline(cmd) => pipeline::command(&engine, &cli.store, cmd, json),
         Command::Parity { log } => registry::parity(&engine, &cli.store, &log, json),
         Command::Profile { inputs } => quality::profile(&inputs, json),

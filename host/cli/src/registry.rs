@@ -75,10 +75,12 @@ pub enum LineageCommand {
         /// Run id (or a unique prefix).
         run: String,
     },
-    /// Find the run that produced FILE (by its content fingerprint) and print
-    /// the chain back to raw inputs.
+    /// Find the run that produced FILE (by its content fingerprint), or a
+    /// feature table version (DIR or DIR@VERSION), and print the chain back
+    /// to raw inputs.
     Trace {
-        /// A data file Kiln wrote (or a copy of it, in any format).
+        /// A data file Kiln wrote (or a copy of it, in any format), or a
+        /// feature table DIR[@VERSION].
         file: PathBuf,
     },
     /// Print the lineage graph of all runs.
@@ -369,7 +371,10 @@ pub fn lineage(engine: &Engine, store: &StoreArgs, cmd: &LineageCommand, json: b
             }
         }
         LineageCommand::Trace { file } => {
-            let t = reg.trace(file)?;
+            let t = match crate::table::trace_target(file)? {
+                Some((id, label)) => reg.trace_fingerprint(&id, &label)?,
+                None => reg.trace(file)?,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&t)?);
             } else {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use kiln_quality::Contract;
 use kiln_runtime::{Error, Params, Plugin, Result, State, Transformer};
+use kiln_temporal::{WindowSpec, Windows};
 
 /// A pipeline file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +39,10 @@ pub struct PipelineSpec {
     /// What `kiln promote` requires of a candidate.
     #[serde(default)]
     pub gates: Option<Gates>,
+    /// Windowed aggregations of raw input columns per entity, written to a
+    /// feature table beside the steps' output by `kiln materialize`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowSpec>,
 }
 
 /// Name, meaning and owner of a feature set.
@@ -52,6 +57,33 @@ pub struct FeatureSet {
     /// Who owns it.
     #[serde(default)]
     pub owner: String,
+    /// The entity key column(s) of its events (`entity = "customer_id"` or
+    /// a list): what a feature table is keyed by.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub entity: Vec<String>,
+    /// The event time column of its events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+/// `"a"` or `["a", "b"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// Documentation of an input column or output feature.
@@ -145,6 +177,10 @@ impl PipelineSpec {
                 s.plugin = base.join(&s.plugin).display().to_string();
             }
         }
+        if !spec.windows.is_empty() {
+            spec.compiled_windows()
+                .map_err(|e| Error::data(path, format!("[[windows]]: {e}")))?;
+        }
         if let Some(g) = &mut spec.gates {
             for p in [&mut g.dataset, &mut g.golden_input, &mut g.golden_output]
                 .into_iter()
@@ -154,6 +190,33 @@ impl PipelineSpec {
             }
         }
         Ok(spec)
+    }
+
+    /// The `[[windows]]` compiled for the feature set's entity and event
+    /// time (`None` when the file declares no windows).
+    ///
+    /// # Errors
+    /// [`kiln_temporal::Error::Spec`] for a bad window, or when the file has
+    /// windows but no `[feature_set]` `entity` and `timestamp`.
+    pub fn compiled_windows(&self) -> std::result::Result<Option<Windows>, kiln_temporal::Error> {
+        if self.windows.is_empty() {
+            return Ok(None);
+        }
+        let Some(time) = &self.feature_set.timestamp else {
+            return Err(kiln_temporal::Error::Spec {
+                what: "windows".into(),
+                value: self.feature_set.name.clone(),
+                hint: "windows need the events' time and key: set `timestamp` and `entity` in [feature_set]".into(),
+            });
+        };
+        if self.feature_set.entity.is_empty() {
+            return Err(kiln_temporal::Error::Spec {
+                what: "windows".into(),
+                value: self.feature_set.name.clone(),
+                hint: "windows need the events' key: set `entity` in [feature_set]".into(),
+            });
+        }
+        Windows::new(&self.windows, &self.feature_set.entity, time).map(Some)
     }
 
     /// Parameters of step `i`, canonical.

@@ -136,6 +136,8 @@ fn kind(run: &RunRecord) -> &'static str {
         crate::store::RunKind::Fit => "fit",
         crate::store::RunKind::Run => "run",
         crate::store::RunKind::Verify => "verify",
+        crate::store::RunKind::Materialize => "materialize",
+        crate::store::RunKind::TrainingSet => "training-set",
     }
 }
 

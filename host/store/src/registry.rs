@@ -177,7 +177,40 @@ impl Registry {
         }
     }
 
-    fn new_record(&self, kind: RunKind, transform: TransformParts, batch_size: usize) -> RunRecord {
+    /// Record a run that another crate carries out (a feature-table write,
+    /// a training set): `record` is stored as running, `work` fills its
+    /// inputs and outputs, and the end is stored as ok or failed (with the
+    /// error) before this returns. Emitted to the OpenLineage sinks like
+    /// every run.
+    ///
+    /// # Errors
+    /// `work`'s error (after recording it); store errors.
+    pub fn record_run<T, E>(
+        &self,
+        record: RunRecord,
+        work: impl FnOnce(&mut RunRecord) -> std::result::Result<T, E>,
+    ) -> std::result::Result<(RunRecord, T), E>
+    where
+        E: From<Error> + std::fmt::Display,
+    {
+        let mut rec = Recording::begin(self, record)?;
+        match work(&mut rec.record) {
+            Ok(v) => Ok((rec.end(None)?, v)),
+            Err(e) => {
+                rec.end(Some(e.to_string()))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A new run record of `kind` for `transform`, with this host's
+    /// versions and engine settings, to pass to [`Registry::record_run`].
+    pub fn new_record(
+        &self,
+        kind: RunKind,
+        transform: TransformParts,
+        batch_size: usize,
+    ) -> RunRecord {
         RunRecord {
             id: uuid::Uuid::now_v7().to_string(),
             kind,
@@ -460,6 +493,12 @@ impl Registry {
     /// reported, not returned as errors.
     pub fn verify(&self, run_id: &str) -> Result<VerifyReport> {
         let run = self.store.run(run_id)?;
+        if matches!(run.kind, RunKind::Materialize | RunKind::TrainingSet) {
+            return Err(Error::Verify {
+                run: run.id,
+                message: "it is a feature-table run; verify the transform runs it lists as inputs (`kiln lineage show`), or run it again: it is idempotent".into(),
+            });
+        }
         if run.status != RunStatus::Ok {
             return Err(Error::Verify {
                 run: run.id,
@@ -551,6 +590,9 @@ impl Registry {
                         ));
                     }
                 }
+                RunKind::Materialize | RunKind::TrainingSet => {
+                    unreachable!("feature-table runs are refused above")
+                }
             }
             Ok(())
         })();
@@ -585,6 +627,15 @@ impl Registry {
         let fp = kiln_io::fingerprint_file(file)?;
         let mut seen = BTreeSet::new();
         self.trace_fp(&fp.id, &file.display().to_string(), &mut seen)
+    }
+
+    /// Trace a dataset known by fingerprint (a file's, or a feature-table
+    /// version's `delta:TABLE_ID@vN`) back to raw inputs; `path` labels it.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn trace_fingerprint(&self, fp: &str, path: &str) -> Result<TraceNode> {
+        self.trace_fp(fp, path, &mut BTreeSet::new())
     }
 
     fn trace_fp(&self, fp: &str, path: &str, seen: &mut BTreeSet<String>) -> Result<TraceNode> {
@@ -646,6 +697,8 @@ impl Registry {
                 "{} {}{}",
                 match r.kind {
                     RunKind::Fit => "fit",
+                    RunKind::Materialize => "materialize",
+                    RunKind::TrainingSet => "training-set",
                     _ => "run",
                 },
                 r.transform.plugin,

@@ -720,7 +720,11 @@ impl Store {
         let mut ops = vec![Self::put_json("run", &run.id, run)];
         for o in &run.outputs {
             let k = format!("produced/{}/{}", o.fingerprint, run.id).into_bytes();
-            if run.status == RunStatus::Ok && run.kind == RunKind::Run {
+            let produces = matches!(
+                run.kind,
+                RunKind::Run | RunKind::Materialize | RunKind::TrainingSet
+            );
+            if run.status == RunStatus::Ok && produces {
                 ops.push(Op::Put(k, Vec::new()));
             } else {
                 ops.push(Op::Delete(k));

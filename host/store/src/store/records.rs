@@ -126,6 +126,10 @@ pub enum RunKind {
     Run,
     /// Re-executed a recorded run.
     Verify,
+    /// Wrote a pipeline's features to a feature table (kiln-table).
+    Materialize,
+    /// Joined feature tables to a spine, point in time (kiln-table).
+    TrainingSet,
 }
 
 /// How a run ended.
@@ -295,7 +299,8 @@ pub struct PipelineRecord {
 }
 
 /// The id of a pipeline version: sha256 over its step version ids, its
-/// contracts and its gates.
+/// contracts and its gates (and, when set, its entity, event time and
+/// windows).
 pub fn pipeline_id(steps: &[String], spec: &kiln_pipeline::PipelineSpec) -> String {
     let mut h = Sha256::new();
     h.update(b"kiln-pipeline-v1\n");
@@ -305,5 +310,14 @@ pub fn pipeline_id(steps: &[String], spec: &kiln_pipeline::PipelineSpec) -> Stri
     }
     h.update(serde_json::to_vec(&spec.contracts).expect("contracts serialize"));
     h.update(serde_json::to_vec(&spec.gates).expect("gates serialize"));
+    // Feature-table fields count only when set, so older pipelines keep their ids.
+    let fs = &spec.feature_set;
+    if !spec.windows.is_empty() || !fs.entity.is_empty() || fs.timestamp.is_some() {
+        h.update(b"\nfeature-table\n");
+        h.update(
+            serde_json::to_vec(&(&fs.entity, &fs.timestamp, &spec.windows))
+                .expect("windows serialize"),
+        );
+    }
     hex::encode(h.finalize())
 }
