@@ -18,12 +18,12 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const ARROW: &str = "application/vnd.apache.arrow.stream";
+pub(crate) const ARROW: &str = "application/vnd.apache.arrow.stream";
 const HASH: &str = r#"{"buckets":64,"columns":["city","plan"]}"#;
 const SCALE: &str = r#"{"columns":["age","income"]}"#;
 
 /// A `kiln serve` child process, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     agent: ureq::Agent,
@@ -38,7 +38,7 @@ impl Drop for Server {
 
 /// `kiln serve ARGS` on a free port; waits for `listening on http://ADDR`.
 /// Its stderr goes to `log` (shown if it does not start).
-fn spawn(args: &[&str], log: &Path) -> Server {
+pub(crate) fn spawn(args: &[&str], log: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(args)
@@ -101,7 +101,12 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
 
 impl Server {
     /// POST a body; (status, content type, body).
-    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
         let mut r = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -161,7 +166,7 @@ impl Server {
     }
 }
 
-fn ipc(batches: &[RecordBatch]) -> Vec<u8> {
+pub(crate) fn ipc(batches: &[RecordBatch]) -> Vec<u8> {
     let mut w =
         arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &batches[0].schema()).unwrap();
     for b in batches {
@@ -170,7 +175,7 @@ fn ipc(batches: &[RecordBatch]) -> Vec<u8> {
     w.into_inner().unwrap()
 }
 
-fn from_ipc(bytes: &[u8]) -> Vec<RecordBatch> {
+pub(crate) fn from_ipc(bytes: &[u8]) -> Vec<RecordBatch> {
     arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
         .unwrap()
         .collect::<Result<_, _>>()

@@ -335,6 +335,62 @@ fn materialize_is_one_idempotent_commit_traced_to_raw_events() {
         }
     }
 
+    // The same through the embedding API and over HTTP (`kiln serve`).
+    let registry = kiln_host::Registry::new(
+        crate::support::engine().clone(),
+        Store::open(Path::new(&env.store), &OpenOptions::default(), &mut |_| {}).unwrap(),
+    );
+    use kiln_host::RegistryServing as _;
+    let served = registry
+        .serving("txn@dev", kiln_host::ServingOptions::default())
+        .unwrap();
+    drop(registry);
+    let srv = crate::serve::spawn(&["--store", &env.store, "txn@dev"], &env.path("serve.log"));
+    for i in (0..raw.num_rows()).step_by(11) {
+        let mine: Vec<u32> = (0..raw.num_rows() as u32)
+            .filter(|&j| ids[j as usize] == ids[i])
+            .collect();
+        let recent =
+            arrow::compute::take_record_batch(&raw, &arrow::array::UInt32Array::from(mine))
+                .unwrap();
+        let lib = served.windows_at(&recent, ts[i]).unwrap();
+        let (status, _, body) = srv.post(
+            &format!("/v1/windows/txn?at={}", ts[i]),
+            crate::serve::ARROW,
+            &crate::serve::ipc(std::slice::from_ref(&recent)),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let http = concat(&crate::serve::from_ipc(&body));
+        assert_eq!(http.num_rows(), 1);
+        for (k, f) in lib.schema().fields().iter().enumerate() {
+            let table_value = col(&rows, f.name()).slice(i, 1);
+            assert_eq!(
+                lib.column(k).to_data(),
+                table_value.to_data(),
+                "library {} row {i}",
+                f.name()
+            );
+            assert_eq!(
+                http.column(k).to_data(),
+                table_value.to_data(),
+                "HTTP {} row {i}",
+                f.name()
+            );
+        }
+    }
+    // JSON rows and an RFC 3339 time work too; a transform without windows says so.
+    let (status, _, body) = srv.post(
+        "/v1/windows/txn?at=2026-01-01T12:00:00Z",
+        "application/json",
+        br#"[{"event_at": "2026-01-01T11:30:00Z", "amount": 2.5}, {"event_at": "2026-01-01T11:45:00Z", "amount": 4.0}]"#,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let reply: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply[0]["amount_count_1h"], 2, "{reply}");
+    assert_eq!(reply[0]["amount_sum_1h"], 6.5, "{reply}");
+    assert_eq!(reply[0]["amount_max_1d"], 4.0, "{reply}");
+    drop(srv);
+
     // Lineage: the table version -> materialize run -> pipeline steps -> raw events.
     let trace = json(&env.ok(&["lineage", "trace", &format!("{}@0", s(&table)), "--json"]));
     let run = &trace["produced_by"];

@@ -238,12 +238,17 @@ impl PipelineSpec {
 pub struct Pipeline {
     steps: Vec<(Plugin, Params, Option<State>)>,
     id: Option<String>,
+    windows: Option<Windows>,
 }
 
 impl Pipeline {
     /// A pipeline of these steps.
     pub fn new(steps: Vec<(Plugin, Params, Option<State>)>) -> Pipeline {
-        Pipeline { steps, id: None }
+        Pipeline {
+            steps,
+            id: None,
+            windows: None,
+        }
     }
 
     /// The same pipeline, identified by `id` (the registry's pipeline id,
@@ -251,6 +256,19 @@ impl Pipeline {
     pub fn with_id(mut self, id: impl Into<String>) -> Pipeline {
         self.id = Some(id.into());
         self
+    }
+
+    /// The same pipeline with its file's `[[windows]]` (see
+    /// [`PipelineSpec::compiled_windows`]), which serving computes per
+    /// request from an entity's recent events.
+    pub fn with_windows(mut self, windows: Windows) -> Pipeline {
+        self.windows = Some(windows);
+        self
+    }
+
+    /// The windowed aggregations of the feature set, if it declares any.
+    pub fn windows(&self) -> Option<&Windows> {
+        self.windows.as_ref()
     }
 
     /// The registry's pipeline id, for a pipeline loaded from the store.

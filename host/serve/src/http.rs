@@ -14,6 +14,11 @@
 //!   objects, or JSON-lines) or an Arrow IPC stream, by `Content-Type`
 //!   (`application/json`, `application/x-ndjson`,
 //!   `application/vnd.apache.arrow.stream`); the reply is in the same format.
+//! - `POST /v1/windows/{name}?at=TIME`: for a pipeline with `[[windows]]`,
+//!   the body is ONE entity's recent events (same formats) and the reply
+//!   one row of window aggregates as of `at` (RFC 3339 or epoch
+//!   microseconds; now when absent), equal bit for bit to what
+//!   `kiln materialize` writes for an event at that time.
 //! - `GET /v1/transforms`: each name with its source, plugin and versions.
 //! - `POST /v1/reload`: re-resolve store sources (also on `SIGHUP`).
 //! - `GET /healthz`: `{"status":"ok"}`.
@@ -739,6 +744,10 @@ impl Server {
                 "/v1/transform/{name}",
                 post(transform).fallback(method_not_allowed),
             )
+            .route(
+                "/v1/windows/{name}",
+                post(windows).fallback(method_not_allowed),
+            )
             .fallback(not_found)
             .with_state(app.clone());
         Ok(Server {
@@ -1197,9 +1206,64 @@ async fn transform(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let response = transform_reply(&app, &name, &headers, body).await;
+    let response = reply(&app, &name, &headers, body, handle).await;
     app.count(response.status());
     response
+}
+
+async fn windows(
+    AxState(app): AxState<Arc<App>>,
+    Path(name): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let at = match at_of(uri.query().unwrap_or("")) {
+        Ok(at) => at,
+        Err(e) => {
+            // Drain the body so the connection can carry the next request.
+            let _ = read_body(body, &headers, app.max_body_bytes).await;
+            app.count(e.status);
+            return e.into_response();
+        }
+    };
+    let response = reply(&app, &name, &headers, body, move |t, format, body| {
+        handle_windows(t, at, format, body)
+    })
+    .await;
+    app.count(response.status());
+    response
+}
+
+/// `at=` of a windows request: RFC 3339 (`2026-12-01T10:00:00Z`) or
+/// microseconds since the epoch; the server's clock when absent.
+fn at_of(query: &str) -> Result<i64, ApiError> {
+    let raw = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "at")
+        .map(|(_, v)| {
+            v.replace("%3A", ":")
+                .replace("%3a", ":")
+                .replace("%2B", "+")
+                .replace("%2b", "+")
+        });
+    let Some(raw) = raw else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(internal)?;
+        return Ok(now.as_micros() as i64);
+    };
+    if let Ok(us) = raw.parse::<i64>() {
+        return Ok(us);
+    }
+    arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(&raw)
+        .map(|ns| ns.div_euclid(1000))
+        .map_err(|_| {
+            ApiError::bad_body(format!(
+                "at={raw} is not a time: give RFC 3339 (2026-12-01T10:00:00Z) or microseconds since the epoch"
+            ))
+        })
 }
 
 /// How far past the limit a body is still read (and dropped) so that the
@@ -1246,7 +1310,14 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     Ok(Bytes::from(buf))
 }
 
-async fn transform_reply(app: &App, name: &str, headers: &HeaderMap, body: Body) -> Response {
+/// Read the body, find the transform `name`, and run `job` on them off the
+/// async workers (plugin calls are CPU work).
+async fn reply<F>(app: &App, name: &str, headers: &HeaderMap, body: Body, job: F) -> Response
+where
+    F: FnOnce(&ServingTransform, Format, &[u8]) -> Result<(&'static str, Vec<u8>), ApiError>
+        + Send
+        + 'static,
+{
     // The body is read (or drained) before any reply, so the connection can
     // carry the client's next request; when it could not be read to its
     // end, the reply says `Connection: close` so no client reuses it.
@@ -1276,8 +1347,7 @@ async fn transform_reply(app: &App, name: &str, headers: &HeaderMap, body: Body)
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    // Plugin calls are CPU work: keep them off the async workers.
-    match tokio::task::spawn_blocking(move || handle(&t, format, &body)).await {
+    match tokio::task::spawn_blocking(move || job(&t, format, &body)).await {
         Ok(Ok((ct, bytes))) => ([(header::CONTENT_TYPE, ct)], bytes).into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::new(
@@ -1294,52 +1364,144 @@ fn handle(
     format: Format,
     body: &[u8],
 ) -> Result<(&'static str, Vec<u8>), ApiError> {
-    let apply = |b: &RecordBatch| t.apply(b).map_err(|e| ApiError::from_error(&e));
+    let (input, batches) = decode(format, body)?;
+    let outputs = batches
+        .iter()
+        .map(|b| t.apply(b).map_err(|e| ApiError::from_error(&e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let schema = match outputs.first() {
+        Some(o) => o.schema(),
+        None => t
+            .output_schema(&input)
+            .map_err(|e| ApiError::from_error(&e))?,
+    };
+    encode(format, &schema, &outputs)
+}
+
+/// The windows of `t` as of `at_us` over the body's rows: one entity's
+/// recent events. The reply is one row.
+fn handle_windows(
+    t: &ServingTransform,
+    at_us: i64,
+    format: Format,
+    body: &[u8],
+) -> Result<(&'static str, Vec<u8>), ApiError> {
+    let (schema, batches) = decode(format, body)?;
+    let mut events = arrow::compute::concat_batches(&schema, &batches)
+        .map_err(|e| ApiError::bad_body(format!("bad rows: {e}")))?;
+    if let Some(w) = t.windows() {
+        events = parse_json_times(events, w.time())?;
+    }
+    let out = t.windows_at(&events, at_us).map_err(|e| {
+        let kind = match e {
+            kiln_temporal::Error::Spec { .. } => "no_windows",
+            _ => "invalid_input",
+        };
+        let status = match e {
+            kiln_temporal::Error::Spec { .. } => StatusCode::NOT_FOUND,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, kind, format!("{}: {e}", t.name()))
+    })?;
+    encode(format, &out.schema(), &[out])
+}
+
+/// JSON has no time type: a time column sent as text (RFC 3339, e.g.
+/// `2026-12-01T10:00:00Z`) is read as UTC microseconds.
+fn parse_json_times(events: RecordBatch, time: &str) -> Result<RecordBatch, ApiError> {
+    use arrow::datatypes::{DataType, TimeUnit};
+    let Ok(i) = events.schema().index_of(time) else {
+        return Ok(events);
+    };
+    if events.column(i).data_type() != &DataType::Utf8 {
+        return Ok(events);
+    }
+    let to = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let parsed = arrow::compute::cast_with_options(
+        events.column(i),
+        &to,
+        &arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            format!(
+                "column '{time}': not RFC 3339 times ({e}); send e.g. \"2026-12-01T10:00:00Z\""
+            ),
+        )
+    })?;
+    let mut columns = events.columns().to_vec();
+    columns[i] = parsed;
+    let mut fields: Vec<arrow::datatypes::Field> = events
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[i] = arrow::datatypes::Field::new(time, to, true);
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+        .map_err(|e| ApiError::bad_body(format!("bad rows: {e}")))
+}
+
+/// The body's batches: an Arrow IPC stream, or JSON rows as one batch.
+fn decode(format: Format, body: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), ApiError> {
     match format {
         Format::Arrow => {
             let reader = arrow::ipc::reader::StreamReader::try_new(Cursor::new(body), None)
                 .map_err(|e| ApiError::bad_body(format!("not an Arrow IPC stream: {e}")))?;
-            let input: SchemaRef = reader.schema();
-            let mut outputs = Vec::new();
-            for b in reader {
-                let b = b.map_err(|e| ApiError::bad_body(format!("bad Arrow IPC stream: {e}")))?;
-                outputs.push(apply(&b)?);
-            }
-            let schema = match outputs.first() {
-                Some(o) => o.schema(),
-                None => t
-                    .output_schema(&input)
-                    .map_err(|e| ApiError::from_error(&e))?,
-            };
-            let mut w =
-                arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema).map_err(internal)?;
-            for o in &outputs {
+            let schema = reader.schema();
+            let batches = reader
+                .map(|b| b.map_err(|e| ApiError::bad_body(format!("bad Arrow IPC stream: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((schema, batches))
+        }
+        Format::JsonArray | Format::JsonLines => {
+            let batch = rows_to_batch(&parse_rows(format, body)?)?;
+            Ok((batch.schema(), vec![batch]))
+        }
+    }
+}
+
+/// The reply body in the request's format.
+fn encode(
+    format: Format,
+    schema: &SchemaRef,
+    outputs: &[RecordBatch],
+) -> Result<(&'static str, Vec<u8>), ApiError> {
+    let mut buf = Vec::new();
+    let builder = arrow::json::WriterBuilder::new().with_explicit_nulls(true);
+    match format {
+        Format::Arrow => {
+            let mut w = arrow::ipc::writer::StreamWriter::try_new(buf, schema).map_err(internal)?;
+            for o in outputs {
                 w.write(o).map_err(internal)?;
             }
             Ok((ARROW_STREAM, w.into_inner().map_err(internal)?))
         }
-        Format::JsonArray | Format::JsonLines => {
-            let rows = parse_rows(format, body)?;
-            let batch = rows_to_batch(&rows)?;
-            let out = apply(&batch)?;
-            let mut buf = Vec::new();
-            let builder = arrow::json::WriterBuilder::new().with_explicit_nulls(true);
-            if format == Format::JsonArray {
-                let mut w = builder.build::<_, arrow::json::writer::JsonArray>(&mut buf);
-                w.write(&out).map_err(internal)?;
-                w.finish().map_err(internal)?;
-                drop(w);
-                if buf.is_empty() {
-                    buf.extend_from_slice(b"[]");
-                }
-                Ok(("application/json", buf))
-            } else {
-                let mut w = builder.build::<_, arrow::json::writer::LineDelimited>(&mut buf);
-                w.write(&out).map_err(internal)?;
-                w.finish().map_err(internal)?;
-                drop(w);
-                Ok(("application/x-ndjson", buf))
+        Format::JsonArray => {
+            let mut w = builder.build::<_, arrow::json::writer::JsonArray>(&mut buf);
+            for o in outputs {
+                w.write(o).map_err(internal)?;
             }
+            w.finish().map_err(internal)?;
+            drop(w);
+            if buf.is_empty() {
+                buf.extend_from_slice(b"[]");
+            }
+            Ok(("application/json", buf))
+        }
+        Format::JsonLines => {
+            let mut w = builder.build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+            for o in outputs {
+                w.write(o).map_err(internal)?;
+            }
+            w.finish().map_err(internal)?;
+            drop(w);
+            Ok(("application/x-ndjson", buf))
         }
     }
 }

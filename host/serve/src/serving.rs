@@ -232,6 +232,36 @@ impl ServingTransform {
             .collect()
     }
 
+    /// The windowed aggregations of the current target (a pipeline whose
+    /// file declares `[[windows]]`), if any.
+    pub fn windows(&self) -> Option<kiln_temporal::Windows> {
+        self.target().windows.clone()
+    }
+
+    /// The serving side of the feature set's windows: the aggregates as of
+    /// `at_us` (UTC microseconds) over `recent`, the events of ONE entity
+    /// (any order; events at or after `at_us` are ignored). Bit for bit the
+    /// row `kiln materialize` writes for an event of that entity at
+    /// `at_us` (see [`kiln_temporal::Windows::at`]).
+    ///
+    /// # Errors
+    /// [`kiln_temporal::Error::Spec`] when the target declares no windows;
+    /// missing or mistyped columns in `recent`.
+    pub fn windows_at(
+        &self,
+        recent: &RecordBatch,
+        at_us: i64,
+    ) -> std::result::Result<RecordBatch, kiln_temporal::Error> {
+        match &self.target().windows {
+            Some(w) => w.at(recent, at_us),
+            None => Err(kiln_temporal::Error::Spec {
+                what: "windows".into(),
+                value: self.shared.name.clone(),
+                hint: "it declares no [[windows]] in its pipeline file".into(),
+            }),
+        }
+    }
+
     /// The plugin currently served (for a pipeline, its first step's).
     pub fn plugin(&self) -> Plugin {
         self.target().first().plugin.clone()
@@ -433,6 +463,7 @@ struct Target {
     version: String,
     pipeline: bool,
     steps: Vec<Step>,
+    windows: Option<kiln_temporal::Windows>,
 }
 
 impl Target {
@@ -448,6 +479,7 @@ impl Target {
             version,
             pipeline: false,
             steps: vec![Step::new(name, plugin, params, state, strategy)?],
+            windows: None,
         })
     }
 
@@ -491,6 +523,7 @@ impl Target {
             version,
             pipeline: true,
             steps,
+            windows: pipeline.windows().cloned(),
         })
     }
 

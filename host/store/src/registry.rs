@@ -1009,7 +1009,18 @@ impl Registry {
             .iter()
             .map(|s| self.load_version(&self.store.version(s)?))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Pipeline::new(steps).with_id(rec.id.clone()))
+        let pipeline = Pipeline::new(steps).with_id(rec.id.clone());
+        Ok(match rec.spec.compiled_windows() {
+            Ok(Some(w)) => pipeline.with_windows(w),
+            Ok(None) => pipeline,
+            // Checked when the file was read at fit time.
+            Err(e) => {
+                return Err(Error::internal(format!(
+                    "pipeline {}: stored windows do not compile: {e}",
+                    rec.id
+                )))
+            }
+        })
     }
 
     /// Run a pipeline version: the input contract on every input, each step

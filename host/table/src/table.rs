@@ -716,3 +716,70 @@ pub(crate) fn rfc3339_ms(ms: i64) -> String {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| format!("{ms} ms"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_refs_parse_version_time_or_plain_dir() {
+        let cases = [
+            ("t", "t", AsOf::Latest),
+            ("dir/t@3", "dir/t", AsOf::Version(3)),
+            ("t@2026-01-01T00:00:01Z", "t", AsOf::Time(1_767_225_601_000)),
+            (
+                "t@2026-01-01T01:00:00+01:00",
+                "t",
+                AsOf::Time(1_767_225_600_000),
+            ),
+            // Neither a version nor a time: part of the directory name.
+            ("me@host/t", "me@host/t", AsOf::Latest),
+            ("a@b@2", "a@b", AsOf::Version(2)),
+        ];
+        for (s, dir, at) in cases {
+            assert_eq!(
+                TableRef::parse(s),
+                TableRef {
+                    dir: dir.into(),
+                    at
+                },
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn delta_types_widen_what_delta_cannot_store() {
+        use arrow::datatypes::TimeUnit::*;
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::LargeUtf8));
+        let cases = [
+            (DataType::UInt8, DataType::Int16),
+            (DataType::UInt16, DataType::Int32),
+            (DataType::UInt32, DataType::Int64),
+            (dict, DataType::Utf8),
+            (
+                DataType::Timestamp(Second, Some("+02:00".into())),
+                DataType::Timestamp(Microsecond, Some("UTC".into())),
+            ),
+            (
+                DataType::Timestamp(Nanosecond, None),
+                DataType::Timestamp(Microsecond, None),
+            ),
+            (DataType::Float64, DataType::Float64),
+            (DataType::Boolean, DataType::Boolean),
+        ];
+        for (from, to) in cases {
+            assert_eq!(delta_type(&from), to, "{from}");
+        }
+    }
+
+    #[test]
+    fn reading_a_missing_table_says_how_to_make_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = FeatureTable::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("not a feature table") && e.contains("kiln materialize"),
+            "{e}"
+        );
+    }
+}
