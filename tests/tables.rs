@@ -96,7 +96,8 @@ fn events(dir: &Path, name: &str, seed: u64, rows: usize, start: i64) -> PathBuf
 }
 
 /// The pipeline: standardize amount into amount_z (keeping amount),
-/// one-hot plan; windows over amount.
+/// one-hot plan, quartile of amount (UInt32, stored as Int64); windows
+/// over amount.
 fn pipeline(dir: &Path) -> PathBuf {
     let text = format!(
         r#"
@@ -114,6 +115,10 @@ params = {{ columns = ["amount"], suffix = "_z" }}
 plugin = "{one_hot}"
 params = {{ columns = ["plan"] }}
 
+[[steps]]
+plugin = "{bucketize}"
+params = {{ columns = ["amount"], quantiles = 4, suffix = "_q" }}
+
 [[windows]]
 column = "amount"
 aggregations = ["count", "sum", "mean", "min", "max"]
@@ -121,6 +126,7 @@ windows = ["1h", "1d"]
 "#,
         scaler = s(&plugin_path("standard_scaler")),
         one_hot = s(&plugin_path("one_hot")),
+        bucketize = s(&plugin_path("bucketize")),
     );
     let p = dir.join("kiln.toml");
     std::fs::write(&p, text).unwrap();

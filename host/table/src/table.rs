@@ -365,7 +365,15 @@ impl FeatureTable {
                 Error::table(&self.dir, format!("schema: {e}"))
             })?
         };
-        let schema = Arc::new(schema);
+        // Read every column as nullable: a file written by another tool may
+        // hold nulls its metadata does not admit, and Kiln writes nullable.
+        let schema = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
         let base = table_url(&self.dir)?;
         let mut paths = Vec::new();
         for f in snap.log_data().iter() {
@@ -517,9 +525,7 @@ pub(crate) fn write(
     let adds = rt
         .block_on(async {
             for b in batches {
-                let b = RecordBatch::try_new(delta_schema.clone(), b.columns().to_vec())
-                    .map_err(|e| deltalake::DeltaTableError::Generic(e.to_string()))?;
-                let b = cast_for_delta(&b, &delta_schema)
+                let b = conform(b, &delta_schema)
                     .map_err(|e| deltalake::DeltaTableError::Generic(e.to_string()))?;
                 writer.write(b).await?;
             }
@@ -645,25 +651,6 @@ fn delta_type(t: &DataType) -> DataType {
     }
 }
 
-fn cast_for_delta(
-    b: &RecordBatch,
-    schema: &SchemaRef,
-) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    let cols = b
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c.clone())
-            } else {
-                cast(c, f.data_type())
-            }
-        })
-        .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-    RecordBatch::try_new(schema.clone(), cols)
-}
-
 /// `b` with `schema`'s fields (same names and order; types cast where
 /// they differ, e.g. a file written with another time stamp unit).
 fn conform(
@@ -684,22 +671,7 @@ fn conform(
             }
         })
         .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-    let relaxed = Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .zip(&cols)
-            .map(|(f, c)| {
-                f.as_ref()
-                    .clone()
-                    .with_nullable(f.is_nullable() || c.null_count() > 0)
-            })
-            .collect::<Vec<_>>(),
-    ));
-    RecordBatch::try_new(relaxed, cols).and_then(|b| {
-        // Batches of one read share `schema` exactly (nullable as declared).
-        RecordBatch::try_new(schema.clone(), b.columns().to_vec()).or(Ok(b))
-    })
+    RecordBatch::try_new(schema.clone(), cols)
 }
 
 fn describe(s: &SchemaRef) -> String {
