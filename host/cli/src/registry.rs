@@ -410,7 +410,14 @@ fn print_trace(node: &TraceNode, depth: usize) {
                     .map(|t| format!(" as {t}"))
                     .unwrap_or_default()
             );
-            println!("{pad}     plugin {}", r.transform.plugin_id);
+            let or_dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
+            println!("{pad}     plugin {}", or_dash(&r.transform.plugin_id));
             println!(
                 "{pad}     state  {}",
                 r.transform.state_id.as_deref().unwrap_or("-")

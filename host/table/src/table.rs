@@ -556,8 +556,9 @@ pub(crate) fn write(
                 ),
             ];
             conf.sort();
-            let table = rt
-                .block_on(DeltaTable::try_from_url(url))
+            // Not loaded: there is no log yet (loading would log an error).
+            let table = deltalake::DeltaTableBuilder::from_url(url)
+                .and_then(|b| b.build())
                 .map_err(|e| Error::delta(dir, e))?;
             let created = rt
                 .block_on(
