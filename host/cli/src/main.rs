@@ -225,6 +225,9 @@ enum Command {
     /// Store maintenance.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// The audit log of administrative actions: log, verify, head.
+    #[command(subcommand)]
+    Audit(registry::AuditCommand),
     /// Write a pipeline's features for event files to a feature table (Delta Lake).
     ///
     /// Runs NAME@TAG over the inputs (each step a recorded run), adds the
@@ -501,6 +504,7 @@ fn try_main(cli: Cli) -> Result<()> {
             registry::export(&engine, &cli.store, &tag, &output, json)
         }
         Command::Store(cmd) => registry::store_cmd(&engine, &cli.store, &cmd, json),
+        Command::Audit(cmd) => registry::audit(&engine, &cli.store, &cmd, json),
         Command::Materialize(args) => table::materialize(&engine, &cli.store, &args, json),
         Command::TrainingSet(args) => table::training_set(&engine, &cli.store, &args, json),
         Command::Table(cmd) => table::command(&engine, &cli.store, &cmd, json),

@@ -26,6 +26,9 @@ pub struct StoreArgs {
     /// POST OpenLineage run events to this URL (e.g. http://localhost:5000/api/v1/lineage).
     #[arg(long, global = true, value_name = "URL")]
     pub openlineage_url: Option<String>,
+    /// Act as this principal (recorded in the audit log) [default: $KILN_USER, else the OS user].
+    #[arg(long = "as", global = true, value_name = "PRINCIPAL")]
+    pub principal: Option<String>,
 }
 
 impl StoreArgs {
@@ -48,6 +51,10 @@ impl StoreArgs {
             },
             &mut |who| eprintln!("waiting for store {} held by {who} ...", dir.display()),
         )?;
+        let store = match &self.principal {
+            Some(p) => store.with_actor(p.clone()),
+            None => store,
+        };
         let mut reg = Registry::new(engine.clone(), store);
         if let Some(f) = &self.openlineage_file {
             reg = reg.with_openlineage(Sink::File(f.clone()));
@@ -96,8 +103,77 @@ pub enum LineageCommand {
 
 #[derive(Subcommand)]
 pub enum StoreCommand {
-    /// Check every record and blob of the store (hashes, references).
+    /// Check every record and blob of the store (hashes, references, the audit chain).
     Check,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Every administrative action, oldest first: tag moves (fit, tag,
+    /// promote, rollback) and gc, with who, when and why.
+    Log {
+        /// Show at most this many (the newest).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Recompute the hash chain; exit 1 naming each edited or deleted entry.
+    Verify,
+    /// The last entry's number and hash: keep it elsewhere to detect a
+    /// rewritten log later.
+    Head,
+}
+
+pub fn audit(engine: &Engine, store: &StoreArgs, cmd: &AuditCommand, json: bool) -> Result<()> {
+    let reg = store.open(engine, false)?;
+    let s = reg.store();
+    match cmd {
+        AuditCommand::Log { limit } => {
+            let log = s.audit_log()?;
+            let shown = &log[log.len().saturating_sub(*limit)..];
+            if json {
+                println!("{}", serde_json::to_string_pretty(shown)?);
+            } else if shown.is_empty() {
+                println!("no audited actions yet");
+            } else {
+                for e in shown {
+                    println!(
+                        "{:>5} {} {:<10} {:<9} {:<24} {}",
+                        e.seq, e.time, e.actor, e.action, e.subject, e.detail
+                    );
+                }
+            }
+        }
+        AuditCommand::Verify => {
+            let r = s.verify_audit()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else if r.ok {
+                println!(
+                    "audit log intact: {} entries, head {} {}",
+                    r.entries, r.head.seq, r.head.hash
+                );
+            } else {
+                for p in &r.problems {
+                    println!("problem: {p}");
+                }
+            }
+            if !r.ok {
+                bail!(
+                    "the audit log was tampered with: {} problems",
+                    r.problems.len()
+                );
+            }
+        }
+        AuditCommand::Head => {
+            let h = s.audit_head()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&h)?);
+            } else {
+                println!("{} {}", h.seq, h.hash);
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn add(engine: &Engine, store: &StoreArgs, plugin: &Path, json: bool) -> Result<()> {

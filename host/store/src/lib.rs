@@ -13,6 +13,9 @@
 //!   [`PipelineRecord`], [`NameRecord`] / [`TagMove`], [`RunRecord`]
 //!   ([`RunKind`], [`RunStatus`], [`DatasetRecord`], [`EngineSettings`],
 //!   [`TransformParts`]); [`TagRef`] / [`Resolved`] for `name@tag`.
+//! - The audit log ([`AuditEntry`], [`AuditHead`], [`AuditReport`]): every
+//!   tag move and gc, hash-chained, written in the same commit as the
+//!   change; [`Store::verify_audit`]; [`Store::with_actor`] names who acts.
 //! - [`Registry`]: an engine and a store used together: fit / run / verify
 //!   with every run recorded, pipelines fitted step by step, promotion gates,
 //!   parity replays, lineage trace and graph, export of bundles.

@@ -11,8 +11,9 @@
 //! Key space (one ordered space, so one commit can span kinds):
 //! `meta/format`, `blob/<sha256>`, `plugin/<id>`, `state/<id>`,
 //! `version/<id>`, `pipeline/<id>`, `profile/<version>`, `name/<name>`, `run/<uuid7>`,
-//! `produced/<fp>/<run>`.
+//! `produced/<fp>/<run>`, `audit/<seq>`, `audit-head`.
 
+mod audit;
 mod lock;
 mod records;
 mod storage;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use audit::{default_actor, AuditEntry, AuditHead, AuditReport, GENESIS};
 pub use kiln_runtime::version_id;
 pub use records::{
     pipeline_id, DatasetRecord, EngineSettings, FieldRecord, NameRecord, PipelineRecord,
@@ -57,6 +59,8 @@ pub struct Store {
     dir: PathBuf,
     db: Box<dyn Storage>,
     _lock: Option<lock::Lock>,
+    /// Who acts through this handle, for the audit log.
+    actor: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -183,6 +187,7 @@ impl Store {
             dir: dir.to_path_buf(),
             db: Box::new(db),
             _lock: Some(lock),
+            actor: default_actor(),
         };
         store.check_format()?;
         Ok(store)
@@ -195,6 +200,7 @@ impl Store {
             dir: PathBuf::from("<memory>"),
             db: Box::new(storage::Memory::default()),
             _lock: None,
+            actor: default_actor(),
         };
         store
             .check_format()
@@ -228,6 +234,18 @@ impl Store {
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The same store, acting as `actor` in the audit log (default:
+    /// [`default_actor`]).
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Store {
+        self.actor = actor.into();
+        self
+    }
+
+    /// Who acts through this handle.
+    pub fn actor(&self) -> &str {
+        &self.actor
     }
 
     /// Make everything written so far durable.
@@ -664,8 +682,13 @@ impl Store {
         };
         rec.tags.insert(tag.tag.clone(), target);
         rec.history.push(mv.clone());
-        self.db
-            .commit(vec![Self::put_json("name", &tag.name, &rec)])?;
+        let (_, mut ops) = self.audit_ops(
+            action,
+            &tag.to_string(),
+            serde_json::json!({"from": mv.from, "to": mv.to, "reason": mv.reason}),
+        )?;
+        ops.push(Self::put_json("name", &tag.name, &rec));
+        self.db.commit(ops)?;
         Ok(mv)
     }
 
@@ -865,6 +888,9 @@ impl Store {
                 report.interrupted_runs.push(r.id.clone());
             }
         }
+        let audit = self.verify_audit()?;
+        problems.extend(audit.problems.iter().map(|p| format!("audit log: {p}")));
+        report.counts.insert("audit".into(), audit.entries as usize);
         report.problems = problems;
         Ok(report)
     }
@@ -962,6 +988,20 @@ impl Store {
                 ops.push(Op::Delete(key("plugin", p)));
                 ops.push(Op::Delete(key("blob", p)));
             }
+            let (_, audit) = self.audit_ops(
+                "gc",
+                "store",
+                serde_json::json!({
+                    "keep_days": keep_days,
+                    "runs": report.runs.len(),
+                    "versions": report.versions,
+                    "pipelines": report.pipelines,
+                    "states": report.states,
+                    "plugins": report.plugins,
+                    "bytes": report.bytes,
+                }),
+            )?;
+            ops.extend(audit);
             self.db.commit(ops)?;
             self.db.flush()?;
         }
