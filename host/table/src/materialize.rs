@@ -13,9 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use kiln_io::job::JobOptions;
-use kiln_store::{
-    DatasetRecord, FieldRecord, Registry, Resolved, RunKind, RunRecord, TransformParts,
-};
+use kiln_store::{DatasetRecord, Registry, Resolved, RunKind, RunRecord, TransformParts};
 use kiln_temporal::{time_micros, Windows};
 
 use crate::table::{self, FeatureTable, Layout, WriteMode, CREATED_AT, ROW};
@@ -329,20 +327,12 @@ pub fn materialize(
                 commit,
             )?;
             let t = FeatureTable::open(dir)?;
-            r.outputs = vec![DatasetRecord {
-                path: format!("{}@{version}", abs.display()),
-                fingerprint: t.dataset_id(version)?,
-                rows: n as u64,
-                schema: schema
-                    .fields()
-                    .iter()
-                    .map(|f| FieldRecord {
-                        name: f.name().clone(),
-                        data_type: f.data_type().to_string(),
-                        nullable: f.is_nullable(),
-                    })
-                    .collect(),
-            }];
+            r.outputs = vec![DatasetRecord::dataset(
+                format!("{}@{version}", abs.display()),
+                t.dataset_id(version)?,
+                n as u64,
+                &schema,
+            )];
             Ok::<_, Error>(version)
         })?;
     Ok(MaterializeReport {

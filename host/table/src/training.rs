@@ -12,9 +12,7 @@ use arrow::datatypes::{FieldRef, Schema};
 use serde::Serialize;
 use serde_json::json;
 
-use kiln_store::{
-    DatasetRecord, FieldRecord, Registry, RunKind, RunRecord, RunStatus, Store, TransformParts,
-};
+use kiln_store::{DatasetRecord, Registry, RunKind, RunRecord, RunStatus, Store, TransformParts};
 use kiln_temporal::{asof_indices, AsOfOptions, AsOfSide};
 
 use crate::materialize::whole;
@@ -190,12 +188,12 @@ pub fn training_set(
             let joined = RecordBatch::try_new(Arc::new(Schema::new(out_fields)), out_cols)?;
             let dataset = t.dataset_id(version)?;
             let abs = std::path::absolute(&tref.dir).unwrap_or_else(|_| tref.dir.clone());
-            r.inputs.push(DatasetRecord {
-                path: format!("{}@{version}", abs.display()),
-                fingerprint: dataset.clone(),
-                rows: features.num_rows() as u64,
-                schema: fields(&schema),
-            });
+            r.inputs.push(DatasetRecord::dataset(
+                format!("{}@{version}", abs.display()),
+                dataset.clone(),
+                features.num_rows() as u64,
+                &schema,
+            ));
             uses.push(TableUse {
                 table: tref.dir.clone(),
                 version,
@@ -218,18 +216,6 @@ pub fn training_set(
         tables: uses,
         run,
     })
-}
-
-fn fields(schema: &arrow::datatypes::Schema) -> Vec<FieldRecord> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| FieldRecord {
-            name: f.name().clone(),
-            data_type: f.data_type().to_string(),
-            nullable: f.is_nullable(),
-        })
-        .collect()
 }
 
 /// What `kiln table vacuum` did.

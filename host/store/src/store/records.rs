@@ -222,16 +222,35 @@ impl DatasetRecord {
             path: path.display().to_string(),
             fingerprint: fp.id.clone(),
             rows: fp.rows,
-            schema: schema
-                .fields()
-                .iter()
-                .map(|f| FieldRecord {
-                    name: f.name().clone(),
-                    data_type: f.data_type().to_string(),
-                    nullable: f.is_nullable(),
-                })
-                .collect(),
+            schema: FieldRecord::all(schema),
         }
+    }
+
+    /// A record of a dataset that is not one file, e.g. a feature table
+    /// version: `label` (`/tables/txn@3`) and its lineage id
+    /// (`delta:TABLE_ID@v3`).
+    pub fn dataset(label: String, id: String, rows: u64, schema: &Schema) -> DatasetRecord {
+        DatasetRecord {
+            path: label,
+            fingerprint: id,
+            rows,
+            schema: FieldRecord::all(schema),
+        }
+    }
+}
+
+impl FieldRecord {
+    /// Every column of `schema`.
+    pub fn all(schema: &Schema) -> Vec<FieldRecord> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| FieldRecord {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect()
     }
 }
 
