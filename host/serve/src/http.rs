@@ -1387,11 +1387,8 @@ fn handle_windows(
     body: &[u8],
 ) -> Result<(&'static str, Vec<u8>), ApiError> {
     let (schema, batches) = decode(format, body)?;
-    let mut events = arrow::compute::concat_batches(&schema, &batches)
+    let events = arrow::compute::concat_batches(&schema, &batches)
         .map_err(|e| ApiError::bad_body(format!("bad rows: {e}")))?;
-    if let Some(w) = t.windows() {
-        events = parse_json_times(events, w.time())?;
-    }
     let out = t.windows_at(&events, at_us).map_err(|e| {
         let kind = match e {
             kiln_temporal::Error::Spec { .. } => "no_windows",
@@ -1404,47 +1401,6 @@ fn handle_windows(
         ApiError::new(status, kind, format!("{}: {e}", t.name()))
     })?;
     encode(format, &out.schema(), &[out])
-}
-
-/// JSON has no time type: a time column sent as text (RFC 3339, e.g.
-/// `2026-12-01T10:00:00Z`) is read as UTC microseconds.
-fn parse_json_times(events: RecordBatch, time: &str) -> Result<RecordBatch, ApiError> {
-    use arrow::datatypes::{DataType, TimeUnit};
-    let Ok(i) = events.schema().index_of(time) else {
-        return Ok(events);
-    };
-    if events.column(i).data_type() != &DataType::Utf8 {
-        return Ok(events);
-    }
-    let to = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let parsed = arrow::compute::cast_with_options(
-        events.column(i),
-        &to,
-        &arrow::compute::CastOptions {
-            safe: false,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
-            format!(
-                "column '{time}': not RFC 3339 times ({e}); send e.g. \"2026-12-01T10:00:00Z\""
-            ),
-        )
-    })?;
-    let mut columns = events.columns().to_vec();
-    columns[i] = parsed;
-    let mut fields: Vec<arrow::datatypes::Field> = events
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields[i] = arrow::datatypes::Field::new(time, to, true);
-    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
-        .map_err(|e| ApiError::bad_body(format!("bad rows: {e}")))
 }
 
 /// The body's batches: an Arrow IPC stream, or JSON rows as one batch.

@@ -724,7 +724,7 @@ mod tests {
         ]);
         let text_time = batch(vec![
             ("key", Arc::new(StringArray::from(vec!["a"]))),
-            ("t", Arc::new(StringArray::from(vec!["2024-01-01"]))),
+            ("t", Arc::new(StringArray::from(vec!["yesterday"]))),
         ]);
         let none: &[String] = &[];
         let two = strings(&["key", "ts"]);
@@ -740,14 +740,14 @@ mod tests {
                 "column 'key' of the features is Utf8; the spine's key 'key' is LargeUtf8",
             ),
             (
-                "time is text",
+                "time is text that is not a time",
                 asof_indices(
                     side(&text_time, &keys, "t"),
                     side(&features, &keys, "ts"),
                     &[],
                     &AsOfOptions::default(),
                 ),
-                "column 't' of the spine is Utf8; expected a time column",
+                "column 't' of the spine is Utf8; text that is not a time",
             ),
             (
                 "missing time",

@@ -13,7 +13,8 @@
 //!
 //! Time is i64 microseconds since the Unix epoch, UTC, everywhere inside.
 //! Accepted time columns: Timestamp (any unit; any or no time zone — naive
-//! is read as UTC), Date32, Date64, Int64 (already microseconds).
+//! is read as UTC), Date32, Date64, Int64 (already microseconds), and
+//! RFC 3339 text (as JSON rows carry times).
 //!
 //! ```
 //! use std::sync::Arc;

@@ -66,16 +66,17 @@ pub(crate) fn duration_micros(s: &str) -> Result<i64, String> {
 }
 
 /// Read a time column (Timestamp of any unit and zone, Date32, Date64,
-/// Int64 microseconds) as microseconds since the epoch, UTC; nulls stay
-/// null.
+/// Int64 microseconds, or RFC 3339 / ISO 8601 text, zone-less read as UTC)
+/// as microseconds since the epoch, UTC; nulls stay null.
 ///
 /// Nanoseconds are floored (`-1ns` is `-1µs`), so a time keeps its order
 /// against whole microseconds.
 ///
 /// # Errors
 /// [`Error::MissingColumn`] when `batch` has no such column;
-/// [`Error::ColumnType`] for other types (`side` and `column` name it), and
-/// for a value too far from 1970 to count in i64 microseconds.
+/// [`Error::ColumnType`] for other types (`side` and `column` name it), for
+/// text that is not a time, and for a value too far from 1970 to count in
+/// i64 microseconds.
 pub fn time_micros(batch: &RecordBatch, column: &str, side: &str) -> Result<Int64Array> {
     let array = crate::error::column(batch, column, side)?;
     let overflow = |row: Option<usize>| {
@@ -114,13 +115,33 @@ pub fn time_micros(batch: &RecordBatch, column: &str, side: &str) -> Result<Int6
         DataType::Date64 => {
             scale(array.as_primitive::<Date64Type>(), MICROS_PER_MILLI).map_err(overflow)?
         }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            // Text from JSON or a CSV column that did not infer as a time:
+            // ISO 8601 / RFC 3339, a zone-less value read as UTC.
+            let to = DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
+            let strict = arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            let parsed = arrow::compute::cast_with_options(array, &to, &strict).map_err(|e| {
+                column_type(
+                    array,
+                    column,
+                    side,
+                    format!("text that is not a time ({e}); write times as RFC 3339, e.g. 2026-12-01T10:00:00Z"),
+                )
+            })?;
+            parsed
+                .as_primitive::<TimestampMicrosecondType>()
+                .reinterpret_cast::<Int64Type>()
+        }
         _ => {
             return Err(column_type(
                 array,
                 column,
                 side,
-                "expected a time column: Timestamp (any unit, any zone), Date32, Date64 or \
-                 Int64 microseconds since the epoch"
+                "expected a time column: Timestamp (any unit, any zone), Date32, Date64, \
+                 Int64 microseconds since the epoch, or RFC 3339 text"
                     .to_string(),
             ))
         }
@@ -257,6 +278,16 @@ mod tests {
                 Arc::new(Date64Array::from(vec![Some(1_500), None])),
                 vec![Some(1_500_000), None],
             ),
+            (
+                // RFC 3339 text (JSON rows): zones honoured, none read as UTC.
+                Arc::new(arrow::array::StringArray::from(vec![
+                    Some("1970-01-01T00:00:01Z"),
+                    None,
+                    Some("1970-01-01T01:00:00+01:00"),
+                    Some("1970-01-01T00:00:00.000002"),
+                ])),
+                vec![Some(1_000_000), None, Some(0), Some(2)],
+            ),
         ];
         for (array, want) in cases {
             let data_type = array.data_type().clone();
@@ -315,6 +346,12 @@ mod tests {
                 if column == "ts" && side == "features" && found == "Float64"),
             "{err:?}"
         );
+        let text = batch(Arc::new(arrow::array::StringArray::from(vec![
+            "2026-01-01",
+            "soon",
+        ])));
+        let err = time_micros(&text, "ts", "events").expect_err("not a time");
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
         let err = time_micros(&b, "when", "events").expect_err("no such column");
         assert!(
             matches!(&err, Error::MissingColumn { column, side, available }

@@ -222,11 +222,6 @@ impl Windows {
         })
     }
 
-    /// The event time column the windows are computed over.
-    pub fn time(&self) -> &str {
-        &self.time
-    }
-
     /// The output fields, in order (all nullable).
     pub fn fields(&self) -> Vec<FieldRef> {
         self.schema.fields().iter().cloned().collect()
