@@ -1,7 +1,7 @@
 //! The as-of join: for every spine row, the latest feature row of the same
 //! entity at or before its time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, RecordBatch, UInt64Array};
 use arrow::compute::take;
@@ -53,8 +53,9 @@ pub struct AsOfSide<'a> {
 /// arrow-row encodes them equally (for floats: `-0.0 != 0.0`, NaN equals
 /// NaN).
 ///
-/// Cost: sorts the feature rows once (O(n log n)), then one binary search
-/// per spine row.
+/// Cost: hashes each feature key once and sorts the feature rows by (key
+/// id, time) once (O(n log n)), then per spine row one hash lookup and one
+/// binary search.
 ///
 /// # Errors
 /// [`Error::MissingColumn`], [`Error::ColumnType`] (time columns not a
@@ -134,29 +135,38 @@ pub fn asof_indices(
         &tiebreak_arrays,
     )?;
 
+    // Each distinct feature key gets a dense id (hashing its encoded bytes),
+    // so sorting and the spine lookups compare integers, not byte strings.
+    let ft = feature_times.values();
+    let mut ids: HashMap<&[u8], usize> = HashMap::new();
+    let mut id_of = vec![usize::MAX; features.batch.num_rows()];
+    for (i, id) in id_of.iter_mut().enumerate() {
+        if feature_keys.is_valid(i) && feature_times.is_valid(i) {
+            let next = ids.len();
+            *id = *ids.entry(feature_keys.bytes(i)).or_insert(next);
+        }
+    }
     // Feature rows that can match, in (key, time, tiebreak, index) order:
     // the winner for a time is the last row of its run of equal times.
-    let ft = feature_times.values();
     let mut order: Vec<usize> = (0..features.batch.num_rows())
-        .filter(|&i| feature_keys.is_valid(i) && feature_times.is_valid(i))
+        .filter(|&i| id_of[i] != usize::MAX)
         .collect();
     order.sort_unstable_by(|&a, &b| {
-        feature_keys
-            .cmp(a, &feature_keys, b)
+        id_of[a]
+            .cmp(&id_of[b])
             .then_with(|| ft[a].cmp(&ft[b]))
             .then_with(|| tiebreaks.cmp(a, &tiebreaks, b))
             .then_with(|| a.cmp(&b))
     });
-    let groups = runs(&order, |a, b| feature_keys.cmp(a, &feature_keys, b).is_eq());
+    // One run per key id, in id order: key id `g` is `groups[g]`.
+    let groups = runs(&order, |a, b| id_of[a] == id_of[b]);
 
     let matches = (0..spine.batch.num_rows()).map(|i| {
         if !spine_keys.is_valid(i) || spine_times.is_null(i) {
             return None;
         }
         let t = spine_times.value(i);
-        let g = groups
-            .binary_search_by(|g| feature_keys.cmp(order[g.start], &spine_keys, i))
-            .ok()?;
+        let g = *ids.get(spine_keys.bytes(i))?;
         let group = &order[groups[g].clone()];
         let end = if opts.exclude_exact_matches {
             group.partition_point(|&j| ft[j] < t)

@@ -78,6 +78,12 @@ impl KeyRows {
         self.valid.as_ref().is_none_or(|v| v.is_valid(i))
     }
 
+    /// The encoded bytes of row `i` (empty when there are no columns):
+    /// equal keys of two [`KeyRows`] made by one converter have equal bytes.
+    pub(crate) fn bytes(&self, i: usize) -> &[u8] {
+        self.rows.as_ref().map_or(&[], |r| r.row(i).data())
+    }
+
     /// Row `i` of `self` against row `j` of `other`.
     pub(crate) fn cmp(&self, i: usize, other: &KeyRows, j: usize) -> Ordering {
         match (&self.rows, &other.rows) {
