@@ -276,6 +276,15 @@ mod tests {
 
     use super::*;
 
+    /// A side whose time column is `ts`.
+    fn ts_side<'a>(batch: &'a RecordBatch, keys: &'a [String]) -> AsOfSide<'a> {
+        AsOfSide {
+            batch,
+            keys,
+            time: "ts",
+        }
+    }
+
     fn strings(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
     }
@@ -360,11 +369,7 @@ mod tests {
                 keys: &keys,
                 time: "t",
             },
-            AsOfSide {
-                batch: features,
-                keys: &keys,
-                time: "ts",
-            },
+            ts_side(features, &keys),
             &strings(tiebreak),
             opts,
         )?;
@@ -592,16 +597,8 @@ mod tests {
         ]);
         let keys = strings(&["k", "n"]);
         let got = asof_indices(
-            AsOfSide {
-                batch: &spine,
-                keys: &keys,
-                time: "ts",
-            },
-            AsOfSide {
-                batch: &features,
-                keys: &keys,
-                time: "ts",
-            },
+            ts_side(&spine, &keys),
+            ts_side(&features, &keys),
             &[],
             &AsOfOptions::default(),
         )
@@ -626,16 +623,8 @@ mod tests {
         ]);
         let keys = strings(&["k"]);
         let got = asof_indices(
-            AsOfSide {
-                batch: &spine,
-                keys: &keys,
-                time: "ts",
-            },
-            AsOfSide {
-                batch: &features,
-                keys: &keys,
-                time: "ts",
-            },
+            ts_side(&spine, &keys),
+            ts_side(&features, &keys),
             &[],
             &AsOfOptions::default(),
         )
@@ -668,16 +657,8 @@ mod tests {
             let data_type = time.data_type().clone();
             let spine = batch(vec![("k", key()), ("ts", time)]);
             let got = asof_indices(
-                AsOfSide {
-                    batch: &spine,
-                    keys: &keys,
-                    time: "ts",
-                },
-                AsOfSide {
-                    batch: &features,
-                    keys: &keys,
-                    time: "ts",
-                },
+                ts_side(&spine, &keys),
+                ts_side(&features, &keys),
                 &[],
                 &AsOfOptions::default(),
             )
@@ -702,16 +683,8 @@ mod tests {
             ("ts", Arc::new(Date32Array::from(vec![0, 1, 2]))),
         ]);
         let got = asof_indices(
-            AsOfSide {
-                batch: &spine,
-                keys: &keys,
-                time: "ts",
-            },
-            AsOfSide {
-                batch: &features,
-                keys: &keys,
-                time: "ts",
-            },
+            ts_side(&spine, &keys),
+            ts_side(&features, &keys),
             &[],
             &AsOfOptions {
                 ttl_us: None,
