@@ -1,7 +1,7 @@
 //! The as-of join: for every spine row, the latest feature row of the same
 //! entity at or before its time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use arrow::array::{Array, RecordBatch, UInt64Array};
 use arrow::compute::take;
@@ -138,14 +138,9 @@ pub fn asof_indices(
     // Each distinct feature key gets a dense id (hashing its encoded bytes),
     // so sorting and the spine lookups compare integers, not byte strings.
     let ft = feature_times.values();
-    let mut ids: HashMap<&[u8], usize> = HashMap::new();
-    let mut id_of = vec![usize::MAX; features.batch.num_rows()];
-    for (i, id) in id_of.iter_mut().enumerate() {
-        if feature_keys.is_valid(i) && feature_times.is_valid(i) {
-            let next = ids.len();
-            *id = *ids.entry(feature_keys.bytes(i)).or_insert(next);
-        }
-    }
+    let (ids, id_of) = feature_keys.dense_ids(features.batch.num_rows(), |i| {
+        feature_keys.is_valid(i) && feature_times.is_valid(i)
+    });
     // Feature rows that can match, in (key, time, tiebreak, index) order:
     // the winner for a time is the last row of its run of equal times.
     let mut order: Vec<usize> = (0..features.batch.num_rows())

@@ -3,6 +3,7 @@
 //! byte strings.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::ops::Range;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
@@ -82,6 +83,26 @@ impl KeyRows {
     /// equal keys of two [`KeyRows`] made by one converter have equal bytes.
     pub(crate) fn bytes(&self, i: usize) -> &[u8] {
         self.rows.as_ref().map_or(&[], |r| r.row(i).data())
+    }
+
+    /// A dense id per distinct key among the rows `include` accepts (ids
+    /// 0, 1, … in order of first appearance; `usize::MAX` for the rest), and
+    /// the map from encoded key to id for lookups from another side. Sorting
+    /// and grouping by these ids compares integers, not byte strings.
+    pub(crate) fn dense_ids(
+        &self,
+        rows: usize,
+        include: impl Fn(usize) -> bool,
+    ) -> (HashMap<&[u8], usize>, Vec<usize>) {
+        let mut ids: HashMap<&[u8], usize> = HashMap::new();
+        let mut id_of = vec![usize::MAX; rows];
+        for (i, id) in id_of.iter_mut().enumerate() {
+            if include(i) {
+                let next = ids.len();
+                *id = *ids.entry(self.bytes(i)).or_insert(next);
+            }
+        }
+        (ids, id_of)
     }
 
     /// Row `i` of `self` against row `j` of `other`.

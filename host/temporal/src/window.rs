@@ -247,12 +247,11 @@ impl Windows {
         let key_arrays = columns(events, &self.keys, "events")?;
         let keys = KeyRows::new(&converter(&key_arrays, &self.keys, "events")?, &key_arrays)?;
 
-        // Rows with a key and a time, grouped by entity.
-        let mut order: Vec<usize> = (0..rows)
-            .filter(|&i| keys.is_valid(i) && times.is_valid(i))
-            .collect();
-        order.sort_unstable_by(|&a, &b| keys.cmp(a, &keys, b).then_with(|| a.cmp(&b)));
-        let groups = runs(&order, |a, b| keys.cmp(a, &keys, b).is_eq());
+        // Rows with a key and a time, grouped by entity (a dense id per key).
+        let (_, id_of) = keys.dense_ids(rows, |i| keys.is_valid(i) && times.is_valid(i));
+        let mut order: Vec<usize> = (0..rows).filter(|&i| id_of[i] != usize::MAX).collect();
+        order.sort_unstable_by_key(|&i| (id_of[i], i));
+        let groups = runs(&order, |a, b| id_of[a] == id_of[b]);
         let mut group_of = vec![None; rows];
         for (g, range) in groups.iter().enumerate() {
             for &i in &order[range.clone()] {
