@@ -206,7 +206,7 @@ pub fn materialize(
         }
     };
     let features = whole(&out)?;
-    let (raw_schema, raw) = read_inputs(inputs, &opts.job)?;
+    let raw_schema = kiln_io::open(&inputs[0], &Default::default())?.schema();
 
     // Assemble the table's rows.
     let n = features.num_rows();
@@ -229,6 +229,8 @@ pub fn materialize(
             .with_timezone("UTC"),
     ));
     if let Some(w) = &windows {
+        // The windows read the raw events, one output row per event.
+        let raw = read_inputs(inputs, &opts.job)?;
         if raw.num_rows() != n {
             return Err(Error::Usage(format!(
                 "{target} turns {} input rows into {n}; windows need one output row per event",
@@ -353,7 +355,7 @@ pub(crate) fn whole(path: &Path) -> Result<RecordBatch> {
     Ok(concat_batches(&schema, &batches)?)
 }
 
-fn read_inputs(inputs: &[PathBuf], job: &JobOptions) -> Result<(SchemaRef, RecordBatch)> {
+fn read_inputs(inputs: &[PathBuf], job: &JobOptions) -> Result<RecordBatch> {
     let opts = kiln_io::ReadOptions {
         batch_size: job.batch_size,
     };
@@ -363,7 +365,7 @@ fn read_inputs(inputs: &[PathBuf], job: &JobOptions) -> Result<(SchemaRef, Recor
     for b in &mut reader {
         batches.push(b?);
     }
-    Ok((schema.clone(), concat_batches(&schema, &batches)?))
+    Ok(concat_batches(&schema, &batches)?)
 }
 
 fn column(
