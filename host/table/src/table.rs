@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::compute::cast;
+use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -653,7 +653,9 @@ fn delta_type(t: &DataType) -> DataType {
 }
 
 /// `b` with `schema`'s fields (same names and order; types cast where
-/// they differ, e.g. a file written with another time stamp unit).
+/// they differ, e.g. a file written with another time stamp unit, or a
+/// UInt64 stored as Int64). A value the target type cannot hold is an
+/// error, never a silent null.
 fn conform(
     b: &RecordBatch,
     schema: &SchemaRef,
@@ -668,7 +670,13 @@ fn conform(
             if c.data_type() == f.data_type() {
                 Ok(c.clone())
             } else {
-                cast(c, f.data_type())
+                let strict = CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                cast_with_options(c, f.data_type(), &strict).map_err(|e| {
+                    arrow::error::ArrowError::CastError(format!("column '{}': {e}", f.name()))
+                })
             }
         })
         .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
@@ -744,6 +752,30 @@ mod tests {
         for (from, to) in cases {
             assert_eq!(delta_type(&from), to, "{from}");
         }
+    }
+
+    #[test]
+    fn conforming_widens_and_refuses_values_that_do_not_fit() {
+        use arrow::array::{Int64Array, UInt64Array};
+        let to = delta_schema(&Arc::new(Schema::new(vec![Field::new(
+            "n",
+            DataType::UInt64,
+            false,
+        )])));
+        let batch = |v: u64| {
+            RecordBatch::try_from_iter([("n", Arc::new(UInt64Array::from(vec![v])) as ArrayRef)])
+                .unwrap()
+        };
+        let ok = conform(&batch(5), &to).unwrap();
+        assert_eq!(
+            ok.column(0).as_ref(),
+            &Int64Array::from(vec![5]) as &dyn Array
+        );
+        let e = conform(&batch(u64::MAX), &to).unwrap_err().to_string();
+        assert!(
+            e.contains("column 'n'"),
+            "an overflow is an error, not a null: {e}"
+        );
     }
 
     #[test]
