@@ -128,6 +128,47 @@ impl Server {
         (r.status().as_u16(), ct, body)
     }
 
+    /// POST a body with an optional bearer token; (status, content type, body).
+    pub(crate) fn post_as(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        token: Option<&str>,
+    ) -> (u16, String, Vec<u8>) {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", content_type);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut r = req.send(body).unwrap();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (r.status().as_u16(), ct, r.body_mut().read_to_vec().unwrap())
+    }
+
+    /// GET with an optional bearer token; (status, content type, body).
+    pub(crate) fn get_as(&self, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut r = req.call().unwrap();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (r.status().as_u16(), ct, r.body_mut().read_to_vec().unwrap())
+    }
+
     /// POST without a body, reply as JSON.
     fn post_json(&self, path: &str) -> (u16, Value) {
         let (status, _, body) = self.post(path, "application/json", b"");

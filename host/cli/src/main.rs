@@ -3,6 +3,7 @@
 //! A thin layer over `kiln-host`: argument parsing, progress and printing.
 //! Exit codes: 0 success, 1 error, 2 usage error.
 
+mod access;
 mod bench;
 mod demo;
 mod pipeline;
@@ -228,6 +229,46 @@ enum Command {
     /// The audit log of administrative actions: log, verify, head.
     #[command(subcommand)]
     Audit(registry::AuditCommand),
+    /// Who may do what: roles with grants on names, members, clearances for
+    /// sensitive columns, bearer tokens for `kiln serve`, column masks.
+    ///
+    /// Off until `kiln access enable`; then every command acts as a principal
+    /// (--as, else $KILN_USER, else the OS user) and needs a grant:
+    ///   read     see and read a name's features (training sets, the dashboard)
+    ///   run      run it (run, pipeline run, materialize, export, serving POSTs)
+    ///   promote  move its tags (fit --name, tag, promote, rollback)
+    ///   admin    its grants and column masks; admin on '*' is everything
+    ///            (roles, members, clearances, tokens, gc, access disable)
+    /// Each level includes the ones above it in this list. A grant is on a
+    /// name, on '*', or on a prefix ending in '*' (team-a.*).
+    ///
+    /// Column masks apply whether access control is on or off: a principal
+    /// whose roles lack the column's sensitivity label gets it hashed (keyed
+    /// with the store's secret salt), redacted or bucketized, through
+    /// `kiln run`, `kiln serve` and `kiln training-set`.
+    ///
+    /// `kiln materialize` refuses a principal without clearance for a masked
+    /// column (a feature table holds raw values); training sets mask.
+    ///
+    /// Every change is an entry of the audit log (`kiln audit log`). No change
+    /// may leave an enabled store without an admin on '*'.
+    ///
+    /// Trust: on the CLI --as is self-asserted, so whoever can write the
+    /// store's files can act as anyone; grants there guard against mistakes
+    /// and leave an audited trail. Over HTTP a bearer token is the identity,
+    /// and `kiln serve` enforces every grant (docs/governance.md).
+    ///
+    /// Examples:
+    ///   kiln access enable --as alice                     (alice becomes admin)
+    ///   kiln access grant analysts --on 'customers.*' --allow read --as alice
+    ///   kiln access grant analysts --member bob --as alice
+    ///   kiln access mask customers email --sensitivity pii --with hash --as alice
+    ///   kiln access grant privacy --member carol --clearance pii --as alice
+    ///   kiln access token create svc-serving --label "prod feature server" --as alice
+    ///   kiln access check bob --on customers --allow run
+    ///   kiln access show
+    #[command(subcommand, verbatim_doc_comment)]
+    Access(access::AccessCommand),
     /// Write a pipeline's features for event files to a feature table (Delta Lake).
     ///
     /// Runs NAME@TAG over the inputs (each step a recorded run), adds the
@@ -505,6 +546,7 @@ fn try_main(cli: Cli) -> Result<()> {
         }
         Command::Store(cmd) => registry::store_cmd(&engine, &cli.store, &cmd, json),
         Command::Audit(cmd) => registry::audit(&engine, &cli.store, &cmd, json),
+        Command::Access(cmd) => access::command(&engine, &cli.store, &cmd, json),
         Command::Materialize(args) => table::materialize(&engine, &cli.store, &args, json),
         Command::TrainingSet(args) => table::training_set(&engine, &cli.store, &args, json),
         Command::Table(cmd) => table::command(&engine, &cli.store, &cmd, json),

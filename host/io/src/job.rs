@@ -7,6 +7,7 @@
 //! succeeded, so a failed run never leaves a half-written or clobbered file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -16,14 +17,49 @@ use crate::file::{self as io, ReadOptions};
 use crate::fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
 use kiln_runtime::{Error, Params, Plugin, Result, State};
 
+/// The error an [`OutputStage`] reports; the job names the output file.
+pub type StageError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A last step between the plugin and the output file, applied to every
+/// batch before it is written (the registry masks sensitive columns with
+/// it). The fingerprint recorded for lineage is of what the stage returns.
+pub trait OutputStage: Send + Sync {
+    /// The schema written for the plugin's output `schema`; called once,
+    /// before anything is written, so a stage that cannot apply fails the
+    /// job before the output exists.
+    ///
+    /// # Errors
+    /// Why the stage cannot apply to this schema (naming the column).
+    fn schema(&self, schema: &SchemaRef) -> std::result::Result<SchemaRef, StageError>;
+
+    /// Apply the stage to one output batch.
+    ///
+    /// # Errors
+    /// Why it failed (after [`OutputStage::schema`] succeeded: a bug).
+    fn apply(&self, batch: RecordBatch) -> std::result::Result<RecordBatch, StageError>;
+}
+
 /// Options of a job.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobOptions {
     /// Rows per batch read from the inputs (default 65,536).
     pub batch_size: usize,
     /// Fingerprint every input file while reading it, and the output file
     /// as written (for lineage; off by default).
     pub fingerprint: bool,
+    /// A step applied to every output batch before it is written (none by
+    /// default).
+    pub output_stage: Option<Arc<dyn OutputStage>>,
+}
+
+impl std::fmt::Debug for JobOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobOptions")
+            .field("batch_size", &self.batch_size)
+            .field("fingerprint", &self.fingerprint)
+            .field("output_stage", &self.output_stage.is_some())
+            .finish()
+    }
 }
 
 impl Default for JobOptions {
@@ -31,6 +67,7 @@ impl Default for JobOptions {
         JobOptions {
             batch_size: 65_536,
             fingerprint: false,
+            output_stage: None,
         }
     }
 }
@@ -179,6 +216,13 @@ pub fn run_files(
     let input_schema = reader.schema();
     let mut transformer = plugin.transformer(params, state)?;
     let output_schema = transformer.output_schema(&input_schema)?;
+    let stage = opts.output_stage.as_deref();
+    let output_schema = match stage {
+        Some(s) => s
+            .schema(&output_schema)
+            .map_err(|e| Error::data(output, e))?,
+        None => output_schema,
+    };
     let mut writer = io::Writer::create(output, output_schema.clone())?;
     let (mut rows_in, mut rows_out, mut batches) = (0u64, 0u64, 0u64);
     let mut prints = InputPrints::new(opts.fingerprint, inputs.len(), &input_schema);
@@ -189,6 +233,10 @@ pub fn run_files(
         let out = transformer
             .apply(&batch)
             .map_err(|e| e.with_row_offset(rows_in))?;
+        let out = match stage {
+            Some(s) => s.apply(out).map_err(|e| Error::data(output, e))?,
+            None => out,
+        };
         writer.write(&out)?;
         rows_in += batch.num_rows() as u64;
         rows_out += out.num_rows() as u64;

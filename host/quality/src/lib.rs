@@ -11,7 +11,8 @@
 //!   edges frozen at training time, top categories).
 //! - [`drift`] → [`DriftReport`]: PSI, Jensen–Shannon, Kolmogorov–Smirnov
 //!   and L∞ per feature against [`Thresholds`]; [`drift_html`]: the
-//!   self-contained HTML report.
+//!   self-contained HTML report, and its pieces ([`drift_table_html`],
+//!   [`drift_sections_html`], [`drift_status_html`]) for other pages.
 //! - [`parity`]: serving logs of sampled calls ([`parity::ParityLogger`])
 //!   and the bit-for-bit comparison that replays them.
 //!
@@ -34,4 +35,4 @@ pub use profile::{
     profile_file, profile_files, CategoricalProfile, ColumnProfile, Histogram, NumericProfile,
     Profile, DEFAULT_BINS, QUANTILES, TOP_CATEGORIES,
 };
-pub use report::drift_html;
+pub use report::{drift_html, drift_sections_html, drift_status_html, drift_table_html};

@@ -75,16 +75,27 @@ fn chart(f: &FeatureDrift) -> String {
     svg
 }
 
-/// The report as a complete HTML document.
-pub fn drift_html(report: &DriftReport, title: &str) -> String {
+/// A drift status as a coloured label: `<span class="status status-fail"
+/// data-status="fail" ...>fail</span>` (green pass, orange warn, red fail).
+pub fn drift_status_html(status: DriftStatus) -> String {
+    format!(
+        "<span class=\"status status-{s}\" data-status=\"{s}\" style=\"color:{c};font-weight:bold\">{s}</span>",
+        s = label(status),
+        c = color(status),
+    )
+}
+
+/// The summary table of a report (one row per feature, worst first:
+/// PSI, JS distance, KS / L∞, null fractions, status) and a line naming
+/// the training columns missing from the live data. Feature names link to
+/// `#{anchor}f-FEATURE`, the sections of [`drift_sections_html`] with the
+/// same `anchor` prefix.
+pub fn drift_table_html(report: &DriftReport, anchor: &str) -> String {
     let mut rows = String::new();
-    let mut sections = String::new();
-    // Worst first: what needs a look comes first.
-    let mut features: Vec<&FeatureDrift> = report.features.iter().collect();
-    features.sort_by_key(|f| std::cmp::Reverse(f.status));
-    for f in features {
+    for f in worst_first(report) {
         rows.push_str(&format!(
-            "<tr><td><a href=\"#f-{id}\">{name}</a></td><td>{kind}</td><td>{psi:.4}</td><td>{js:.4}</td><td>{ks}</td><td>{n0:.3} → {n1:.3}</td><td style=\"color:{c};font-weight:bold\">{s}</td></tr>",
+            "<tr><td><a href=\"#{a}f-{id}\">{name}</a></td><td>{kind}</td><td>{psi:.4}</td><td>{js:.4}</td><td>{ks}</td><td>{n0:.3} → {n1:.3}</td><td style=\"color:{c};font-weight:bold\">{s}</td></tr>",
+            a = esc(anchor),
             id = esc(&f.name),
             name = esc(&f.name),
             kind = f.kind,
@@ -96,8 +107,29 @@ pub fn drift_html(report: &DriftReport, title: &str) -> String {
             c = color(f.status),
             s = label(f.status),
         ));
+    }
+    let missing = if report.missing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p style=\"color:#c62828\">Missing in live data: {}</p>",
+            esc(&report.missing.join(", "))
+        )
+    };
+    format!(
+        "{missing}\n<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>JS distance</th><th>KS / L∞</th><th>null fraction</th><th>status</th></tr>\n{rows}</table>"
+    )
+}
+
+/// Per feature, worst first: a section `id="{anchor}f-FEATURE"` with its
+/// status, PSI against the thresholds, JS distance, KS or L∞, and the
+/// training and live histograms side by side (inline SVG).
+pub fn drift_sections_html(report: &DriftReport, anchor: &str) -> String {
+    let mut sections = String::new();
+    for f in worst_first(report) {
         sections.push_str(&format!(
-            "<section id=\"f-{id}\"><h2>{name} <span style=\"color:{c}\">{s}</span></h2><p>PSI {psi:.4} (warn {w}, fail {fl}) · JS distance {js:.4}{extra}</p>{chart}</section>",
+            "<section id=\"{a}f-{id}\"><h2>{name} <span style=\"color:{c}\">{s}</span></h2><p>PSI {psi:.4} (warn {w}, fail {fl}) · JS distance {js:.4}{extra}</p>{chart}</section>",
+            a = esc(anchor),
             id = esc(&f.name),
             name = esc(&f.name),
             c = color(f.status),
@@ -114,23 +146,25 @@ pub fn drift_html(report: &DriftReport, title: &str) -> String {
             chart = chart(f),
         ));
     }
-    let missing = if report.missing.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "<p style=\"color:#c62828\">Missing in live data: {}</p>",
-            esc(&report.missing.join(", "))
-        )
-    };
+    sections
+}
+
+/// Worst first: what needs a look comes first.
+fn worst_first(report: &DriftReport) -> Vec<&FeatureDrift> {
+    let mut features: Vec<&FeatureDrift> = report.features.iter().collect();
+    features.sort_by_key(|f| std::cmp::Reverse(f.status));
+    features
+}
+
+/// The report as a complete HTML document.
+pub fn drift_html(report: &DriftReport, title: &str) -> String {
     format!(
         r##"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{t}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}section{{margin-top:2em}}</style>
 </head><body>
 <h1>{t} <span style="color:{c}">{s}</span></h1>
-<p>Training rows: {r0} · live rows: {r1}</p>{missing}
-<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>JS distance</th><th>KS / L∞</th><th>null fraction</th><th>status</th></tr>
-{rows}</table>
+<p>Training rows: {r0} · live rows: {r1}</p>{table}
 {sections}
 </body></html>
 "##,
@@ -139,5 +173,7 @@ pub fn drift_html(report: &DriftReport, title: &str) -> String {
         s = label(report.status),
         r0 = report.rows[0],
         r1 = report.rows[1],
+        table = drift_table_html(report, ""),
+        sections = drift_sections_html(report, ""),
     )
 }

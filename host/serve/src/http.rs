@@ -25,8 +25,19 @@
 //! - `GET /metrics`: Prometheus text: per transform, counters and the
 //!   latency histogram; replies by HTTP status.
 //!
+//! Access control (`kiln access`, see docs/governance.md): when the
+//! store has it on, every request but `/healthz` needs
+//! `Authorization: Bearer TOKEN` (a token from `kiln access token create`;
+//! 401 without one or with a revoked one) and the token's principal needs
+//! `run` on the route's names to `POST` (`read` to see them in
+//! `GET /v1/transforms`, `read` on `*` for `/metrics`, `admin` on `*` for
+//! `/v1/reload`), else 403. Column policies mask the output for principals
+//! without clearance, with access control on or off. Grants, tokens and
+//! policies are read at start and on every reload (`SIGHUP`).
+//!
 //! Errors are JSON, `{"error": {"kind": ..., "message": ...}}`: 400 for a
-//! body that does not parse, 404 for an unknown transform, 413 for a body
+//! body that does not parse, 401/403 as above, 404 for an unknown
+//! transform, 413 for a body
 //! over the limit, 415 for an unknown content type, 422 when the plugin
 //! rejects the input, 500 when it traps or returns bad data, 503 when the
 //! engine is out of instances or the store stays busy. A bad request never
@@ -56,7 +67,7 @@ use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -70,7 +81,7 @@ use axum::Router;
 use serde::Serialize;
 
 use kiln_runtime::{Engine, Params, State};
-use kiln_store::{Bundle, OpenOptions, Registry, Store};
+use kiln_store::{Access, Bundle, Masking, OpenOptions, Permission, Registry, Store};
 
 use crate::{
     BundleServing, Error, RegistryServing, Result, ServingOptions, ServingTransform,
@@ -425,6 +436,10 @@ impl ReloadReport {
 struct Entry {
     source: Source,
     transform: ServingTransform,
+    /// The names whose grants and column policies govern this route (the
+    /// store name, every name that tagged a version id, a bundle's name,
+    /// else the route name); refreshed on reload.
+    subjects: RwLock<Vec<String>>,
 }
 
 /// The transforms a server answers for, by route name, and how to reload
@@ -436,6 +451,8 @@ pub struct Catalog {
     options: ServeOptions,
     entries: BTreeMap<String, Entry>,
     reloading: Mutex<()>,
+    /// Grants, tokens and column policies, as of the last load or reload.
+    access: RwLock<Arc<Access>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -473,29 +490,32 @@ impl Catalog {
                 )));
             }
         }
-        let registry = if specs.iter().any(|s| matches!(s.source, Source::Store(_))) {
-            Some(open_registry(engine, options)?)
-        } else {
-            None
-        };
+        let registry = open_registry_if(
+            engine,
+            options,
+            specs.iter().any(|s| matches!(s.source, Source::Store(_))),
+        )?;
         let mut entries = BTreeMap::new();
         for spec in specs {
-            let transform =
-                load_one(engine, registry.as_ref(), spec, &options.serving).map_err(|e| {
-                    Error::ServeLoad {
-                        name: spec.name.clone(),
-                        from: spec.source.to_string(),
-                        source: Box::new(e),
-                    }
+            let (transform, subjects) = load_one(engine, registry.as_ref(), spec, &options.serving)
+                .map_err(|e| Error::ServeLoad {
+                    name: spec.name.clone(),
+                    from: spec.source.to_string(),
+                    source: Box::new(e),
                 })?;
             entries.insert(
                 spec.name.clone(),
                 Entry {
                     source: spec.source.clone(),
                     transform,
+                    subjects: RwLock::new(subjects),
                 },
             );
         }
+        let access = match &registry {
+            Some(r) => r.store().access()?,
+            None => Access::default(),
+        };
         // Close the store now: other kiln processes need it while we serve.
         drop(registry);
         Ok(Catalog {
@@ -503,7 +523,29 @@ impl Catalog {
             options: options.clone(),
             entries,
             reloading: Mutex::new(()),
+            access: RwLock::new(Arc::new(access)),
         })
+    }
+
+    /// Grants, tokens and column policies as of the last load or reload.
+    pub fn access(&self) -> Arc<Access> {
+        self.access
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The names whose grants and column policies govern route `name`.
+    pub fn subjects(&self, name: &str) -> Vec<String> {
+        self.entries
+            .get(name)
+            .map(|e| {
+                e.subjects
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            })
+            .unwrap_or_default()
     }
 
     /// The transform served as `name`.
@@ -557,15 +599,18 @@ impl Catalog {
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let registry = if self
-            .entries
-            .values()
-            .any(|e| matches!(e.source, Source::Store(_)))
-        {
-            Some(open_registry(&self.engine, &self.options)?)
-        } else {
-            None
-        };
+        let registry = open_registry_if(
+            &self.engine,
+            &self.options,
+            self.entries
+                .values()
+                .any(|e| matches!(e.source, Source::Store(_))),
+        )?;
+        if let Some(reg) = &registry {
+            // Revoked tokens and changed grants or policies apply from now.
+            let access = reg.store().access()?;
+            *self.access.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(access);
+        }
         let mut out = Vec::new();
         for (name, e) in &self.entries {
             let (Source::Store(spec), Some(reg)) = (&e.source, &registry) else {
@@ -578,9 +623,10 @@ impl Catalog {
             let current = e.transform.version();
             // Registry::reload handles transforms and pipelines alike.
             let step = || -> Result<Option<String>> {
-                Ok(reg
-                    .reload(&e.transform, spec)?
-                    .then(|| e.transform.version()))
+                let changed = reg.reload(&e.transform, spec)?;
+                let subjects = reg.store().subjects_of(spec, &e.transform.version())?;
+                *e.subjects.write().unwrap_or_else(PoisonError::into_inner) = subjects;
+                Ok(changed.then(|| e.transform.version()))
             };
             out.push(match step() {
                 Ok(None) => ReloadOutcome::Unchanged {
@@ -604,6 +650,21 @@ impl Catalog {
         }
         drop(registry);
         Ok(ReloadReport { transforms: out })
+    }
+}
+
+/// Open the store when a spec needs it, or when it exists (for its access
+/// control); `None` when there is none to open.
+fn open_registry_if(
+    engine: &Engine,
+    options: &ServeOptions,
+    needed: bool,
+) -> Result<Option<Registry>> {
+    let dir = Store::resolve_dir(options.store_dir.as_deref());
+    if needed || dir.join("db").exists() {
+        Ok(Some(open_registry(engine, options)?))
+    } else {
+        Ok(None)
     }
 }
 
@@ -638,7 +699,8 @@ fn load_one(
     registry: Option<&Registry>,
     spec: &TransformSpec,
     options: &ServingOptions,
-) -> Result<ServingTransform> {
+) -> Result<(ServingTransform, Vec<String>)> {
+    let route = vec![spec.name.clone()];
     match &spec.source {
         Source::Plugin {
             plugin,
@@ -656,18 +718,22 @@ fn load_one(
                 )),
                 None => None,
             };
-            Ok(ServingTransform::with_options(
-                &spec.name,
-                plugin,
-                params,
-                state,
-                options.clone(),
-            )?)
+            Ok((
+                ServingTransform::with_options(&spec.name, plugin, params, state, options.clone())?,
+                route,
+            ))
         }
-        Source::Bundle(path) => Ok(Bundle::read(path)?.serving(engine, options.clone())?),
-        Source::Store(s) => Ok(registry
-            .expect("the store is open when a spec comes from it")
-            .serving(s, options.clone())?),
+        Source::Bundle(path) => {
+            let bundle = Bundle::read(path)?;
+            let name = vec![bundle.manifest.name.clone()];
+            Ok((bundle.serving(engine, options.clone())?, name))
+        }
+        Source::Store(s) => {
+            let reg = registry.expect("the store is open when a spec comes from it");
+            let t = reg.serving(s, options.clone())?;
+            let subjects = reg.store().subjects_of(s, &t.version())?;
+            Ok((t, subjects))
+        }
     }
 }
 
@@ -695,7 +761,59 @@ struct App {
     reloads_failed: AtomicU64,
 }
 
+/// Who sent a request: the principal of its bearer token, or `anonymous`.
+const ANONYMOUS: &str = "anonymous";
+
 impl App {
+    /// The principal of a request. With access control on, a request needs
+    /// a token; a token that is not (or no longer) valid is refused either way.
+    fn principal(&self, access: &Access, headers: &HeaderMap) -> Result<String, ApiError> {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        match auth {
+            None if !access.enabled() => Ok(ANONYMOUS.into()),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this server needs a bearer token: an admin makes one with `kiln access token create PRINCIPAL`; send it as `Authorization: Bearer TOKEN`",
+            )),
+            Some(v) => {
+                let token = v
+                    .strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+                    .map(str::trim)
+                    .unwrap_or("");
+                access
+                    .principal_of_token(token)
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "unauthorized",
+                            "the bearer token is not valid (revoked, mistyped, or from another store); ask an admin for a new one (`kiln access token create`)",
+                        )
+                    })
+            }
+        }
+    }
+
+    /// Authenticate and check `need` on `subjects`; the masks the
+    /// principal gets on their output.
+    fn authorize(
+        &self,
+        headers: &HeaderMap,
+        subjects: &[String],
+        need: Permission,
+    ) -> Result<Masking, ApiError> {
+        let access = self.catalog.access();
+        let who = self.principal(&access, headers)?;
+        access
+            .check_any(&who, subjects, need)
+            .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()))?;
+        Ok(access.masking(subjects, &who))
+    }
+
     fn count(&self, status: StatusCode) {
         *self
             .replies
@@ -963,8 +1081,24 @@ async fn not_found() -> ApiError {
     )
 }
 
-async fn list(AxState(app): AxState<Arc<App>>) -> Response {
-    json_reply(StatusCode::OK, &app.catalog.status())
+async fn list(AxState(app): AxState<Arc<App>>, headers: HeaderMap) -> Response {
+    let access = app.catalog.access();
+    let who = match app.principal(&access, &headers) {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    // Only the names this principal may read.
+    let visible: Vec<TransformStatus> = app
+        .catalog
+        .status()
+        .into_iter()
+        .filter(|s| {
+            access
+                .check_any(&who, &app.catalog.subjects(&s.name), Permission::Read)
+                .is_ok()
+        })
+        .collect();
+    json_reply(StatusCode::OK, &visible)
 }
 
 fn json_reply(status: StatusCode, value: &impl Serialize) -> Response {
@@ -974,7 +1108,10 @@ fn json_reply(status: StatusCode, value: &impl Serialize) -> Response {
     }
 }
 
-async fn reload(AxState(app): AxState<Arc<App>>) -> Response {
+async fn reload(AxState(app): AxState<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = app.authorize(&headers, &["*".into()], Permission::Admin) {
+        return e.into_response();
+    }
     let app2 = app.clone();
     match tokio::task::spawn_blocking(move || app2.catalog.reload()).await {
         Ok(Ok(report)) => {
@@ -1029,7 +1166,10 @@ async fn reload(AxState(app): AxState<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(AxState(app): AxState<Arc<App>>) -> Response {
+async fn metrics(AxState(app): AxState<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = app.authorize(&headers, &["*".into()], Permission::Read) {
+        return e.into_response();
+    }
     let transforms: Vec<(&str, &ServingTransform)> = app
         .catalog
         .entries
@@ -1227,9 +1367,13 @@ async fn windows(
             return e.into_response();
         }
     };
-    let response = reply(&app, &name, &headers, body, move |t, format, body| {
-        handle_windows(t, at, format, body)
-    })
+    let response = reply(
+        &app,
+        &name,
+        &headers,
+        body,
+        move |t, format, body, masking| handle_windows(t, at, format, body, masking),
+    )
     .await;
     app.count(response.status());
     response
@@ -1314,7 +1458,12 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
 /// async workers (plugin calls are CPU work).
 async fn reply<F>(app: &App, name: &str, headers: &HeaderMap, body: Body, job: F) -> Response
 where
-    F: FnOnce(&ServingTransform, Format, &[u8]) -> Result<(&'static str, Vec<u8>), ApiError>
+    F: FnOnce(
+            &ServingTransform,
+            Format,
+            &[u8],
+            &Masking,
+        ) -> Result<(&'static str, Vec<u8>), ApiError>
         + Send
         + 'static,
 {
@@ -1343,11 +1492,16 @@ where
         Ok(b) => b,
         Err(e) => return closing(e.into_response()),
     };
+    // Who asks, whether they may run it, and what they may not see.
+    let masking = match app.authorize(headers, &app.catalog.subjects(name), Permission::Run) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
     let format = match format_of(headers, &body) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    match tokio::task::spawn_blocking(move || job(&t, format, &body)).await {
+    match tokio::task::spawn_blocking(move || job(&t, format, &body, &masking)).await {
         Ok(Ok((ct, bytes))) => ([(header::CONTENT_TYPE, ct)], bytes).into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::new(
@@ -1363,19 +1517,31 @@ fn handle(
     t: &ServingTransform,
     format: Format,
     body: &[u8],
+    masking: &Masking,
 ) -> Result<(&'static str, Vec<u8>), ApiError> {
     let (input, batches) = decode(format, body)?;
     let outputs = batches
         .iter()
-        .map(|b| t.apply(b).map_err(|e| ApiError::from_error(&e)))
+        .map(|b| {
+            let out = t.apply(b).map_err(|e| ApiError::from_error(&e))?;
+            masking.apply(&out).map_err(policy_error)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let schema = match outputs.first() {
         Some(o) => o.schema(),
-        None => t
-            .output_schema(&input)
-            .map_err(|e| ApiError::from_error(&e))?,
+        None => {
+            let unmasked = t
+                .output_schema(&input)
+                .map_err(|e| ApiError::from_error(&e))?;
+            masking.schema(&unmasked).map_err(policy_error)?
+        }
     };
     encode(format, &schema, &outputs)
+}
+
+/// A column policy that cannot apply: nothing is sent.
+fn policy_error(e: kiln_store::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "policy", e.to_string())
 }
 
 /// The windows of `t` as of `at_us` over the body's rows: one entity's
@@ -1385,6 +1551,7 @@ fn handle_windows(
     at_us: i64,
     format: Format,
     body: &[u8],
+    masking: &Masking,
 ) -> Result<(&'static str, Vec<u8>), ApiError> {
     let (schema, batches) = decode(format, body)?;
     let events = arrow::compute::concat_batches(&schema, &batches)
@@ -1400,6 +1567,7 @@ fn handle_windows(
         };
         ApiError::new(status, kind, format!("{}: {e}", t.name()))
     })?;
+    let out = masking.apply(&out).map_err(policy_error)?;
     encode(format, &out.schema(), &[out])
 }
 

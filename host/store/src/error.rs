@@ -65,6 +65,29 @@ pub enum Error {
         /// Each violation: column, rule, observed value, example rows.
         violations: Vec<String>,
     },
+    /// The acting principal may not do this (access control is on).
+    #[error("{principal} may not {permission} '{subject}' ({}); an admin can allow it with `kiln access grant ROLE --on {subject} --allow {permission}` and `kiln access grant ROLE --member {principal}`", match held { Some(h) => format!("it holds {h}"), None => "it holds no grant there".to_string() })]
+    Denied {
+        /// Who asked.
+        principal: String,
+        /// What it needed.
+        permission: crate::Permission,
+        /// The name (or `*`).
+        subject: String,
+        /// What it holds there, if anything.
+        held: Option<crate::Permission>,
+    },
+    /// A column policy cannot apply to the data (nothing was written).
+    #[error("column '{column}' cannot be masked: {message}")]
+    Policy {
+        /// The column.
+        column: String,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// A request that makes no sense (a bad name, pattern or mask).
+    #[error("{0}")]
+    Usage(String),
     /// A promotion gate refused the candidate.
     #[error("promotion refused: gate '{gate}' failed: {message}")]
     Gate {

@@ -16,9 +16,19 @@
 //! - The audit log ([`AuditEntry`], [`AuditHead`], [`AuditReport`]): every
 //!   tag move and gc, hash-chained, written in the same commit as the
 //!   change; [`Store::verify_audit`]; [`Store::with_actor`] names who acts.
+//! - Access control ([`Access`], [`Role`], [`Permission`], [`TokenRecord`],
+//!   [`ColumnPolicy`]): roles with grants on names, members, clearances,
+//!   bearer tokens, column policies; off until [`Store::enable_access`],
+//!   and never able to lock every admin out. [`Masking`] / [`Mask`] apply
+//!   column policies to output batches (hash with the store's secret
+//!   salt, redact, bucketize).
 //! - [`Registry`]: an engine and a store used together: fit / run / verify
 //!   with every run recorded, pipelines fitted step by step, promotion gates,
 //!   parity replays, lineage trace and graph, export of bundles.
+//! - [`LineageGraph`] ([`LineageNode`], [`NodeKind`]): recorded runs as a
+//!   graph of datasets, runs and states, printed as dot or mermaid and
+//!   drawn by the dashboard; [`DriftRecord`]: the latest drift report of a
+//!   name ([`Store::save_drift`], [`Store::latest_drift`]).
 //! - [`Bundle`] / [`BundleManifest`]: a pinned version as one
 //!   self-checking `.kiln` file, usable without a store.
 //! - [`openlineage`]: runs as OpenLineage events (file or HTTP).
@@ -40,12 +50,16 @@
 
 mod bundle;
 mod error;
+mod lineage;
+mod mask;
 pub mod openlineage;
 mod registry;
 mod store;
 
 pub use bundle::{Bundle, BundleManifest, BUNDLE_FORMAT};
 pub use error::{Error, Result};
+pub use lineage::{run_kind_label, DataNode, LineageGraph, LineageNode, NodeKind, RunNode};
+pub use mask::{Mask, Masking};
 pub use registry::{
     FitOutcome, FitTarget, ParityReport, PipelineFit, PipelineRun, Registry, TraceNode, TraceRun,
     VerifyReport,

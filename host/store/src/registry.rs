@@ -5,18 +5,20 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use serde::Serialize;
 
 use crate::bundle::{Bundle, BundleManifest};
+use crate::lineage::LineageGraph;
 use crate::openlineage::Sink;
 use crate::store::{
-    now, pipeline_id, DatasetRecord, EngineSettings, PipelineRecord, PluginRecord, Resolved,
-    RunKind, RunRecord, RunStatus, Store, TagMove, TagRef, TransformParts, VersionRecord,
+    now, pipeline_id, DatasetRecord, EngineSettings, Permission, PipelineRecord, PluginRecord,
+    Resolved, RunKind, RunRecord, RunStatus, Store, TagMove, TagRef, TransformParts, VersionRecord,
 };
-use crate::{Error, Result};
+use crate::{Error, Masking, Result};
 use kiln_io::job::{self, JobOptions};
 use kiln_io::{self as io, ReadOptions};
 use kiln_pipeline::{Gates, Pipeline, PipelineSpec};
@@ -228,6 +230,7 @@ impl Registry {
             inputs: Vec::new(),
             outputs: Vec::new(),
             verifies: None,
+            masked: Default::default(),
         }
     }
 
@@ -305,6 +308,10 @@ impl Registry {
             params: params.as_str().into(),
             state_id: None,
         };
+        if let Some(t) = target {
+            // Check before the work: the fit would end in a tag move.
+            self.store.authorize(&t.name, Permission::Promote)?;
+        }
         let mut record = self.new_record(RunKind::Fit, parts, opts.batch_size);
         let tag = target.map(|t| TagRef {
             name: t.name.clone(),
@@ -415,10 +422,17 @@ impl Registry {
     }
 
     /// Run `version` over `inputs` into `output`, recording the run with the
-    /// fingerprints of every input and of the output.
+    /// fingerprints of every input and of the output. `target` (`name@tag`,
+    /// else every name that tagged the version) decides the permission
+    /// needed (`run`) and the column policies: columns the store's actor is
+    /// not cleared for are masked before anything is written, and the run
+    /// records which.
     ///
     /// # Errors
-    /// As [`job::run_files`]; store errors. A failed run is recorded as failed.
+    /// [`Error::Denied`] without `run` on the name; [`Error::Policy`]
+    /// (inside a data error naming the output) for a policy the output's
+    /// column cannot take; as [`job::run_files`]; store errors. A failed run
+    /// is recorded as failed.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -429,6 +443,11 @@ impl Registry {
         opts: &JobOptions,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(RunRecord, job::RunSummary)> {
+        let masking = self.store.authorize_spec(
+            target.unwrap_or(&version.id),
+            &version.id,
+            Permission::Run,
+        )?;
         let (plugin, params, state) = self.load_version(version)?;
         self.run_loaded(
             RunKind::Run,
@@ -438,6 +457,7 @@ impl Registry {
             inputs,
             output,
             opts,
+            &masking,
             progress,
         )
     }
@@ -452,6 +472,7 @@ impl Registry {
         inputs: &[PathBuf],
         output: &Path,
         opts: &JobOptions,
+        masking: &Masking,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(RunRecord, job::RunSummary)> {
         let parts = TransformParts {
@@ -466,10 +487,13 @@ impl Registry {
         let mut rec = Recording::begin(self, record)?;
         let opts = JobOptions {
             fingerprint: true,
+            output_stage: (!masking.is_empty())
+                .then(|| Arc::new(masking.clone()) as Arc<dyn job::OutputStage>),
             ..opts.clone()
         };
         let result = job::run_files(plugin, params, state, inputs, output, &opts, progress);
         if let Ok(s) = &result {
+            rec.record.masked = masking.applied(&s.output_schema);
             rec.record.inputs = inputs
                 .iter()
                 .zip(&s.input_fingerprints)
@@ -493,6 +517,11 @@ impl Registry {
     /// reported, not returned as errors.
     pub fn verify(&self, run_id: &str) -> Result<VerifyReport> {
         let run = self.store.run(run_id)?;
+        self.store.authorize_spec(
+            run.target.as_deref().unwrap_or(&run.transform.version_id),
+            &run.transform.version_id,
+            Permission::Run,
+        )?;
         if matches!(run.kind, RunKind::Materialize | RunKind::TrainingSet) {
             return Err(Error::Verify {
                 run: run.id,
@@ -522,9 +551,14 @@ impl Registry {
                 ));
             }
         }
+        // The same masks as the run (the salt is the store's), so a masked
+        // output re-executes bit for bit.
+        let masking = Masking::replay(&run.masked, self.store.access()?.salt());
         let opts = JobOptions {
             batch_size: run.batch_size,
             fingerprint: true,
+            output_stage: (!masking.is_empty())
+                .then(|| Arc::new(masking) as Arc<dyn job::OutputStage>),
         };
         let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let mut vrec = self.new_record(RunKind::Verify, run.transform.clone(), run.batch_size);
@@ -677,112 +711,14 @@ impl Registry {
             .filter(|r| r.status == RunStatus::Ok && r.kind != RunKind::Verify)
             .filter(|r| r.is_of(name))
             .collect();
-        let short = |s: &str| {
-            s.trim_start_matches("fp1:")
-                .chars()
-                .take(10)
-                .collect::<String>()
-        };
-        let file_name = |p: &str| {
-            Path::new(p)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_else(|| p.into())
-        };
-        let mut edges = Vec::new();
-        let mut nodes = std::collections::BTreeMap::new();
-        for r in &runs {
-            let rn = format!("r_{}", r.id.replace('-', ""));
-            let label = format!(
-                "{} {}{}",
-                match r.kind {
-                    RunKind::Fit => "fit",
-                    RunKind::Materialize => "materialize",
-                    RunKind::TrainingSet => "training-set",
-                    _ => "run",
-                },
-                r.transform.plugin,
-                r.target
-                    .as_deref()
-                    .map(|t| format!(" ({t})"))
-                    .unwrap_or_default()
-            );
-            nodes.insert(rn.clone(), (label, "run"));
-            for d in &r.inputs {
-                let dn = format!("d_{}", short(&d.fingerprint));
-                nodes.insert(
-                    dn.clone(),
-                    (
-                        format!("{} {}", file_name(&d.path), short(&d.fingerprint)),
-                        "data",
-                    ),
-                );
-                edges.push((dn, rn.clone()));
-            }
-            for d in &r.outputs {
-                let dn = format!("d_{}", short(&d.fingerprint));
-                nodes.insert(
-                    dn.clone(),
-                    (
-                        format!("{} {}", file_name(&d.path), short(&d.fingerprint)),
-                        "data",
-                    ),
-                );
-                edges.push((rn.clone(), dn));
-            }
-            if r.kind == RunKind::Fit {
-                if let Some(s) = &r.transform.state_id {
-                    let sn = format!("s_{}", &s[..10.min(s.len())]);
-                    nodes.insert(
-                        sn.clone(),
-                        (format!("state {}", &s[..10.min(s.len())]), "state"),
-                    );
-                    edges.push((rn.clone(), sn));
-                }
-            }
-        }
-        let esc = |s: &str| s.replace('"', "'");
-        let mut out = String::new();
+        let graph = LineageGraph::from_runs(&runs);
         match format {
-            "dot" => {
-                out.push_str("digraph kiln {\n  rankdir=LR;\n");
-                for (id, (label, kind)) in &nodes {
-                    let shape = match *kind {
-                        "run" => "box",
-                        "state" => "note",
-                        _ => "ellipse",
-                    };
-                    out.push_str(&format!(
-                        "  {id} [label=\"{}\", shape={shape}];\n",
-                        esc(label)
-                    ));
-                }
-                for (a, b) in &edges {
-                    out.push_str(&format!("  {a} -> {b};\n"));
-                }
-                out.push_str("}\n");
-            }
-            "mermaid" => {
-                out.push_str("flowchart LR\n");
-                for (id, (label, kind)) in &nodes {
-                    let (l, r) = match *kind {
-                        "run" => ("[", "]"),
-                        "state" => ("[/", "/]"),
-                        _ => ("([", "])"),
-                    };
-                    out.push_str(&format!("  {id}{l}\"{}\"{r}\n", esc(label)));
-                }
-                for (a, b) in &edges {
-                    out.push_str(&format!("  {a} --> {b}\n"));
-                }
-            }
-            other => {
-                return Err(Error::NotFound(format!(
-                    "unknown graph format '{other}': use dot or mermaid"
-                )))
-            }
+            "dot" => Ok(graph.to_dot()),
+            "mermaid" => Ok(graph.to_mermaid()),
+            other => Err(Error::NotFound(format!(
+                "unknown graph format '{other}': use dot or mermaid"
+            ))),
         }
-        Ok(out)
     }
 
     /// Write `name@tag` as a self-contained `.kiln` bundle.
@@ -790,6 +726,7 @@ impl Registry {
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Store`] for tampered bytes; write errors.
     pub fn export(&self, tag: &TagRef, path: &Path) -> Result<BundleManifest> {
+        self.store.authorize(&tag.name, Permission::Run)?;
         let v = self.store.resolve(&tag.to_string())?;
         let plugin = self.store.plugin(&v.plugin_id)?;
         let bytes = self.store.plugin_bytes(&v.plugin_id)?;
@@ -1039,6 +976,9 @@ impl Registry {
         progress: &mut dyn FnMut(u64),
     ) -> Result<PipelineRun> {
         io::Format::from_path(output)?;
+        let masking =
+            self.store
+                .authorize_spec(target.unwrap_or(&rec.id), &rec.id, Permission::Run)?;
         for i in inputs {
             check_contract(i, rec.spec.contracts.input.as_ref(), "input")?;
         }
@@ -1065,7 +1005,21 @@ impl Registry {
             } else {
                 tmp.path().join(format!("step{i}.arrow"))
             };
-            let (run, summary) = self.run(&version, target, &current, &out, opts, progress)?;
+            // Only what leaves the pipeline is masked: later steps see the
+            // values as they are.
+            let (plugin, params, state) = self.load_version(&version)?;
+            let none = Masking::default();
+            let (run, summary) = self.run_loaded(
+                RunKind::Run,
+                &version,
+                (&plugin, &params, state.as_ref()),
+                target,
+                &current,
+                &out,
+                opts,
+                if last { &masking } else { &none },
+                progress,
+            )?;
             if i == 0 {
                 rows_in = summary.rows_in;
             }

@@ -285,6 +285,29 @@ impl FeatureTable {
         Ok(out)
     }
 
+    /// What Kiln materialized into this table up to `version`: each
+    /// distinct `NAME@TAG` (or version id) its commits record, oldest
+    /// first. Its column policies govern who reads what.
+    ///
+    /// # Errors
+    /// As [`FeatureTable::commits`].
+    pub fn targets(&self, version: i64) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for c in self.commits()? {
+            let target = c
+                .kiln
+                .as_ref()
+                .and_then(|k| k.get("target"))
+                .and_then(Value::as_str);
+            if let (true, Some(t)) = (c.version <= version, target) {
+                if !out.iter().any(|o| o == t) {
+                    out.push(t.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The version `at` names.
     ///
     /// # Errors

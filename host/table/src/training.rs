@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::{Array, RecordBatch, RecordBatchOptions};
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::{FieldRef, Schema};
 use serde::Serialize;
 use serde_json::json;
 
-use kiln_store::{DatasetRecord, Registry, RunKind, RunRecord, RunStatus, Store, TransformParts};
+use kiln_store::{
+    DatasetRecord, Permission, Registry, RunKind, RunRecord, RunStatus, Store, TransformParts,
+};
 use kiln_temporal::{asof_indices, AsOfOptions, AsOfSide};
 
 use crate::materialize::whole;
@@ -183,13 +185,31 @@ pub fn training_set(
                 },
             )?;
             let matched = (idx.len() - idx.null_count()) as u64;
-            let mut out_fields: Vec<FieldRef> = current.schema().fields().iter().cloned().collect();
-            let mut out_cols = current.columns().to_vec();
+            let mut taken_fields: Vec<FieldRef> = Vec::new();
+            let mut taken_cols = Vec::new();
             for c in &columns {
                 let (i, f) = schema.column_with_name(c).expect("columns come from this schema");
-                out_fields.push(Arc::new(f.clone().with_nullable(true)));
-                out_cols.push(take(features.column(i), &idx, None)?);
+                taken_fields.push(Arc::new(f.clone().with_nullable(true)));
+                taken_cols.push(take(features.column(i), &idx, None)?);
             }
+            let taken = RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(taken_fields)),
+                taken_cols,
+                &RecordBatchOptions::new().with_row_count(Some(idx.len())),
+            )?;
+            // The column policies of the name that wrote the table, for
+            // this principal: features leave masked unless it is cleared.
+            let mut names = Vec::new();
+            for target in t.targets(version)? {
+                names.extend(registry.store().subjects_of(&target, &target)?);
+            }
+            let masking = registry.store().authorize_all(&names, Permission::Read)?;
+            r.masked.extend(masking.applied(&taken.schema()));
+            let taken = masking.apply(&taken)?;
+            let mut out_fields: Vec<FieldRef> = current.schema().fields().iter().cloned().collect();
+            out_fields.extend(taken.schema().fields().iter().cloned());
+            let mut out_cols = current.columns().to_vec();
+            out_cols.extend(taken.columns().iter().cloned());
             let joined = RecordBatch::try_new(Arc::new(Schema::new(out_fields)), out_cols)?;
             let dataset = t.dataset_id(version)?;
             let abs = std::path::absolute(&tref.dir).unwrap_or_else(|_| tref.dir.clone());

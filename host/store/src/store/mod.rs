@@ -11,11 +11,15 @@
 //! Key space (one ordered space, so one commit can span kinds):
 //! `meta/format`, `blob/<sha256>`, `plugin/<id>`, `state/<id>`,
 //! `version/<id>`, `pipeline/<id>`, `profile/<version>`, `name/<name>`, `run/<uuid7>`,
-//! `produced/<fp>/<run>`, `audit/<seq>`, `audit-head`.
+//! `produced/<fp>/<run>`, `audit/<seq>`, `audit-head`, and access control's
+//! `access/config`, `access/salt`, `role/<name>`, `token/<hash>`, `policy/<name>`,
+//! and `drift/<name>`: the latest drift report of a name (reports.rs).
 
+mod access;
 mod audit;
 mod lock;
 mod records;
+mod reports;
 mod storage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +29,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use access::{
+    pattern_matches, Access, AccessConfig, ColumnPolicy, Permission, Role, TokenRecord, ADMIN_ROLE,
+};
 pub use audit::{default_actor, AuditEntry, AuditHead, AuditReport, GENESIS};
 pub use kiln_runtime::version_id;
 pub use records::{
@@ -32,6 +39,7 @@ pub use records::{
     PluginRecord, RunKind, RunRecord, RunStatus, StateRecord, TagMove, TransformParts,
     VersionRecord,
 };
+pub use reports::DriftRecord;
 use storage::{Op, Storage};
 
 use crate::{Error, Result};
@@ -635,6 +643,7 @@ impl Store {
                 "'{name}' is not a valid name: use letters, digits, '-', '_' and '.'"
             )));
         }
+        self.authorize(name, Permission::Promote)?;
         let mut rec = self
             .get_json::<NameRecord>("name", name)?
             .unwrap_or(NameRecord {
@@ -671,6 +680,7 @@ impl Store {
             Err(Error::NotFound(_)) => self.pipeline(version_id)?.id,
             Err(e) => return Err(e),
         };
+        self.authorize(&tag.name, Permission::Promote)?;
         let mut rec = self.name(&tag.name)?;
         let mv = TagMove {
             time: now(),
@@ -902,6 +912,7 @@ impl Store {
     /// # Errors
     /// [`Error::Store`] on a database error.
     pub fn gc(&self, keep_days: u64, apply: bool) -> Result<GcReport> {
+        self.authorize("*", Permission::Admin)?;
         let cutoff = chrono::Utc::now() - chrono::Duration::days(keep_days as i64);
         let recent = |t: &str| {
             chrono::DateTime::parse_from_rfc3339(t)

@@ -301,6 +301,10 @@ pub struct RunRecord {
     pub outputs: Vec<DatasetRecord>,
     /// For a verify: the run verified.
     pub verifies: Option<String>,
+    /// Columns of the output masked by a column policy, and how (the
+    /// actor was not cleared for them); a verify masks them the same way.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub masked: BTreeMap<String, crate::Mask>,
 }
 
 /// A registered pipeline version: every step pinned to a transform version,
