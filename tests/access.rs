@@ -489,6 +489,23 @@ fn a_masked_column_never_leaves_unmasked_through_run_serve_or_a_training_set() {
     no_raw_email(&t);
     check_masked(&concat(&read(&train("bob", "train-bob.arrow"))), &salt);
     check_raw(&concat(&read(&train("carol", "train-carol.arrow"))));
+    // A bundle carries no policies: only a cleared principal exports one.
+    let bundle = env.path("people.kiln");
+    let e = env.denied("bob", &["export", "people@dev", "-o", s(&bundle)]);
+    assert!(e.contains("not cleared") && e.contains("financial"), "{e}");
+    assert!(!bundle.exists());
+    env.ok("carol", &["export", "people@dev", "-o", s(&bundle)]);
+    // Reading the table itself masks the same way.
+    let show = |who: &str, name: &str| {
+        let out = env.path(name);
+        env.ok(who, &["table", "show", s(&table), "--output", s(&out)]);
+        concat(&read(&out))
+    };
+    check_masked(&show("bob", "show-bob.arrow"), &salt);
+    check_raw(&show("carol", "show-carol.arrow"));
+    let printed = env.ok("bob", &["table", "show", s(&table)]);
+    assert!(printed.contains(&hmac_hex(&salt, EMAILS[0])), "{printed}");
+    assert!(!EMAILS.iter().any(|e| printed.contains(e)), "{printed}");
 
     // HTTP: tokens are the identity; grants and masks hold per request.
     env.ok("alice", &["access", "enable"]);

@@ -231,7 +231,15 @@ pub fn command(engine: &Engine, store: &StoreArgs, cmd: &TableCommand, json: boo
             let r = TableRef::parse(table);
             let t = FeatureTable::open(&r.dir)?;
             let version = t.resolve(&r.at)?;
+            // The table's files hold raw values: mask them by the column
+            // policies of the names that wrote it, for this principal.
+            let masking = t.masking(store.open(engine, false)?.store(), version)?;
             let (schema, batches) = t.read(version)?;
+            let schema = masking.schema(&schema)?;
+            let batches = batches
+                .iter()
+                .map(|b| masking.apply(b))
+                .collect::<Result<Vec<_>, _>>()?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             if let Some(out) = output {
                 let mut w = kiln_host::io::Writer::create(out, schema)?;

@@ -117,17 +117,12 @@ pub fn materialize(
     };
     // A table keeps its columns as they are, so writing one needs `run`
     // and clearance for every sensitive column of the name.
-    let masking = registry
-        .store()
-        .authorize_spec(target, &version_id, Permission::Run)?;
-    if !masking.is_empty() {
-        return Err(Error::Usage(format!(
-            "{} is not cleared for the sensitive columns {} of {target} (labels: {}); a feature table stores them unmasked, so materializing needs clearance (`kiln access grant ROLE --clearance LABEL`); training sets and serving mask them for readers without it",
-            registry.store().actor(),
-            masking.columns().join(", "),
-            masking.sensitivities().join(", ")
-        )));
-    }
+    registry.store().authorize_unmasked(
+        target,
+        &version_id,
+        Permission::Run,
+        "a feature table stores them unmasked (training sets and serving mask them for readers without it)",
+    )?;
     let entity = if opts.entity.is_empty() {
         spec.map(|s| s.feature_set.entity.clone())
             .unwrap_or_default()

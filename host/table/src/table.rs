@@ -308,6 +308,25 @@ impl FeatureTable {
         Ok(out)
     }
 
+    /// Check `store`'s actor may `read` what wrote this table up to
+    /// `version`, and return the masks it gets on the table's rows (the
+    /// column policies of those names, less its clearances). The files
+    /// hold raw values: every read through Kiln applies this.
+    ///
+    /// # Errors
+    /// [`kiln_store::Error::Denied`] (as [`Error::Store`]) without `read`.
+    pub fn masking(&self, store: &kiln_store::Store, version: i64) -> Result<kiln_store::Masking> {
+        let mut names = Vec::new();
+        for target in self.targets(version)? {
+            for n in store.subjects_of(&target, &target)? {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        Ok(store.authorize_all(&names, kiln_store::Permission::Read)?)
+    }
+
     /// The version `at` names.
     ///
     /// # Errors

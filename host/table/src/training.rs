@@ -12,9 +12,7 @@ use arrow::datatypes::{FieldRef, Schema};
 use serde::Serialize;
 use serde_json::json;
 
-use kiln_store::{
-    DatasetRecord, Permission, Registry, RunKind, RunRecord, RunStatus, Store, TransformParts,
-};
+use kiln_store::{DatasetRecord, Registry, RunKind, RunRecord, RunStatus, Store, TransformParts};
 use kiln_temporal::{asof_indices, AsOfOptions, AsOfSide};
 
 use crate::materialize::whole;
@@ -199,11 +197,7 @@ pub fn training_set(
             )?;
             // The column policies of the name that wrote the table, for
             // this principal: features leave masked unless it is cleared.
-            let mut names = Vec::new();
-            for target in t.targets(version)? {
-                names.extend(registry.store().subjects_of(&target, &target)?);
-            }
-            let masking = registry.store().authorize_all(&names, Permission::Read)?;
+            let masking = t.masking(registry.store(), version)?;
             r.masked.extend(masking.applied(&taken.schema()));
             let taken = masking.apply(&taken)?;
             let mut out_fields: Vec<FieldRef> = current.schema().fields().iter().cloned().collect();

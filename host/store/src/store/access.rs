@@ -390,6 +390,32 @@ impl Store {
         Ok(access.masking(&names, &self.actor))
     }
 
+    /// Like [`Store::authorize_spec`] for writing values out of the store's
+    /// governance (a feature table, a bundle): the actor must also be
+    /// cleared for every masked column. `why` ends the refusal ("a feature
+    /// table stores them unmasked").
+    ///
+    /// # Errors
+    /// [`Error::Denied`]; [`Error::Usage`] naming the columns and labels.
+    pub fn authorize_unmasked(
+        &self,
+        spec: &str,
+        resolved_id: &str,
+        need: Permission,
+        why: &str,
+    ) -> Result<()> {
+        let masking = self.authorize_spec(spec, resolved_id, need)?;
+        if masking.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "{} is not cleared for the sensitive columns {} of {spec} (labels: {}); {why}, so this needs clearance (`kiln access grant ROLE --clearance LABEL`)",
+            self.actor,
+            masking.columns().join(", "),
+            masking.sensitivities().join(", ")
+        )))
+    }
+
     /// Check the actor may do `need` on every one of `names`, and return
     /// the masks it gets on data that came from them.
     ///
