@@ -413,6 +413,16 @@ fn a_masked_column_never_leaves_unmasked_through_run_serve_or_a_training_set() {
     );
     assert!(e.contains("hash, redact or bucketize"), "{e}");
     let salt = salt(&env.store);
+    // The policies are part of the name's metadata.
+    let info = json(&env.ok("bob", &["versions", "people", "--json"]));
+    assert_eq!(
+        info["column_policies"]["email"]["sensitivity"], "pii",
+        "{info}"
+    );
+    assert_eq!(
+        info["column_policies"]["age"]["mask"]["width"], 10.0,
+        "{info}"
+    );
 
     // kiln run: by name, by version id, to Arrow and to CSV.
     let (r, out) = env.run("bob", "people@dev", "bob.arrow");

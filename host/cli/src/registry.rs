@@ -224,12 +224,15 @@ pub fn versions(engine: &Engine, store: &StoreArgs, name: Option<&str>, json: bo
             Resolved::Pipeline(p) => pipelines.push(p),
         }
     }
+    let access = s.access()?;
+    let policies = access.policies().get(name).cloned().unwrap_or_default();
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "name": rec.name, "description": rec.description, "owner": rec.owner,
                 "tags": rec.tags, "versions": versions, "pipelines": pipelines, "history": rec.history,
+                "column_policies": policies,
             }))?
         );
         return Ok(());
@@ -237,6 +240,12 @@ pub fn versions(engine: &Engine, store: &StoreArgs, name: Option<&str>, json: bo
     println!("{}  {}", rec.name, rec.description);
     if !rec.owner.is_empty() {
         println!("owner: {}", rec.owner);
+    }
+    for (column, p) in &policies {
+        println!(
+            "column {column}: sensitivity {}, masked ({}) for principals without clearance",
+            p.sensitivity, p.mask
+        );
     }
     println!("\nversions and pipelines (oldest first):");
     for v in &versions {
