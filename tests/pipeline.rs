@@ -2,7 +2,6 @@
 //! promotion gates (issue 6), end to end over the example data.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use arrow::array::RecordBatch;
 use kiln_host::parity::{ParityLogger, ParityMeta};
@@ -11,7 +10,8 @@ use kiln_host::{Registry, RegistryServing, ServingOptions};
 use serde_json::Value;
 
 use crate::support::{
-    concat, customers_csv, engine, kiln, kiln_err, kiln_ok, plugin_path, read, s,
+    chromium, concat, customers_csv, engine, kiln, kiln_err, kiln_ok, plugin_path, read, s,
+    screenshot,
 };
 
 /// A three-step pipeline file: impute age, standardize `scaled`, one-hot plan.
@@ -420,57 +420,16 @@ fn a_pipeline_is_fitted_run_guarded_compared_and_promoted() {
 /// Skipped (with a note) where Chromium is absent, unless
 /// KILN_REQUIRE_BROWSER=1 (CI sets it and installs Chromium).
 fn screenshot_is_not_blank(html: &Path) {
-    let browser = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    let Some(browser) = browser else {
-        assert!(
-            std::env::var("KILN_REQUIRE_BROWSER").is_err(),
-            "KILN_REQUIRE_BROWSER is set but no Chromium is installed"
-        );
-        eprintln!("note: Chromium not found; skipping the drift report screenshot");
+    let Some(browser) = chromium("the drift report screenshot") else {
         return;
     };
-    let profile = tempfile::tempdir().unwrap();
-    let png = html.with_extension("png");
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1000,900",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && png.exists(),
-        "chromium failed: {out:?}"
+    let pixels = screenshot(
+        browser,
+        &format!("file://{}", html.display()),
+        &html.with_extension("png"),
+        (1000, 900),
     );
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let bytes = &buf[..info.buffer_size()];
-    let channels = info.color_type.samples();
-    let pixels: Vec<&[u8]> = bytes.chunks(channels).collect();
-    let non_white = pixels
-        .iter()
-        .filter(|p| p.iter().take(3).any(|c| *c < 200))
-        .count();
+    let non_white = pixels.iter().filter(|p| p.iter().any(|c| *c < 200)).count();
     // Orange live bars (#fd7e14) and blue training bars (#5c7cfa) must be drawn.
     let orange = pixels
         .iter()

@@ -100,3 +100,84 @@ pub fn halves(dir: &Path) -> (PathBuf, PathBuf) {
     };
     (write("a.csv", a), write("b.csv", b))
 }
+
+/// Headless Chromium, or `None` (with a note naming `what` is skipped)
+/// where it is absent, unless KILN_REQUIRE_BROWSER=1 (CI sets it and
+/// installs Chromium): then its absence fails the test.
+pub fn chromium(what: &str) -> Option<&'static str> {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if browser.is_none() {
+        assert!(
+            std::env::var("KILN_REQUIRE_BROWSER").is_err(),
+            "KILN_REQUIRE_BROWSER is set but no Chromium is installed"
+        );
+        eprintln!("note: Chromium not found; skipping {what}");
+    }
+    browser
+}
+
+/// `browser` headless on `url` (a `file://` page or a server on
+/// loopback) with `args` added; nothing reaches the network otherwise.
+fn headless(browser: &str, args: &[String], url: &str) -> Output {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium failed on {url}: {out:?}");
+    out
+}
+
+/// The DOM of `url` after Chromium loaded and rendered it.
+pub fn dump_dom(browser: &str, url: &str) -> String {
+    let out = headless(browser, &["--dump-dom".into()], url);
+    String::from_utf8(out.stdout).expect("the DOM is UTF-8")
+}
+
+/// A screenshot of `url` at `width` x `height` written to `png`, as RGB
+/// pixels (row by row).
+pub fn screenshot(
+    browser: &str,
+    url: &str,
+    png: &Path,
+    (width, height): (u32, u32),
+) -> Vec<[u8; 3]> {
+    headless(
+        browser,
+        &[
+            format!("--window-size={width},{height}"),
+            format!("--screenshot={}", png.display()),
+        ],
+        url,
+    );
+    assert!(png.exists(), "chromium wrote no screenshot of {url}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect()
+}

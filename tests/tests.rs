@@ -23,3 +23,4 @@ mod serve;
 mod serving;
 mod soak;
 mod tables;
+mod ui;

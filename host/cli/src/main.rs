@@ -352,6 +352,8 @@ enum Command {
     },
     // The help text is ServeArgs' doc comment.
     Serve(serve::ServeArgs),
+    // The help text is UiArgs' doc comment.
+    Ui(serve::UiArgs),
     /// Run the built-in example: fit and apply the bundled plugins to the
     /// bundled customer table and print the features.
     Demo {
@@ -572,6 +574,7 @@ fn try_main(cli: Cli) -> Result<()> {
             json,
         ),
         Command::Serve(args) => serve::run(&engine, &cli.store, &args),
+        Command::Ui(args) => serve::ui(&engine, &cli.store, &args),
         Command::Demo { dir } => demo::run(&engine, dir.as_deref(), json),
         Command::Bench(args) => bench::run(&args, engine.config().clone(), json),
     }

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use kiln_host::quality::{self, Contract, DriftStatus, Profile, Severity, Thresholds};
+use kiln_host::quality::{self, Contract, DriftReport, DriftStatus, Profile, Severity, Thresholds};
+use kiln_host::store::DriftRecord;
 use kiln_host::Engine;
 
 use crate::registry::StoreArgs;
@@ -93,30 +94,97 @@ pub fn check(input: &Path, contract: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// A version in the store whose training profile is the baseline: its id
+/// and the names the report is kept under.
+struct Stored {
+    version_id: String,
+    names: Vec<String>,
+}
+
 /// The training profile: NAME@TAG or a version id (from the store), a
-/// profile JSON file (`kiln profile --json`), or a data file.
-fn baseline(engine: &Engine, store: &StoreArgs, spec: &str) -> Result<Profile> {
+/// profile JSON file (`kiln profile --json`), or a data file; for the
+/// store, also which version and names.
+fn baseline(engine: &Engine, store: &StoreArgs, spec: &str) -> Result<(Profile, Option<Stored>)> {
     let path = Path::new(spec);
     if path.exists() {
         if path.extension().is_some_and(|e| e == "json") {
             let text = std::fs::read_to_string(path)?;
-            return serde_json::from_str(&text).with_context(|| {
+            let profile = serde_json::from_str(&text).with_context(|| {
                 format!("{spec} is not a profile written by `kiln profile --json`")
-            });
+            })?;
+            return Ok((profile, None));
         }
-        return Ok(quality::profile_file(path, None)?);
+        return Ok((quality::profile_file(path, None)?, None));
     }
     let reg = store.open(engine, false)?;
     let id = match reg.store().resolve_any(spec)? {
         kiln_host::store::Resolved::Version(v) => v.id,
         kiln_host::store::Resolved::Pipeline(p) => p.id,
     };
-    reg.store().profile(&id)?.with_context(|| {
+    let profile = reg.store().profile(&id)?.with_context(|| {
         format!(
             "{spec} ({}) has no training profile (fitted before profiles were kept); refit it",
             &id[..12]
         )
-    })
+    })?;
+    // NAME@TAG is NAME's; a version id, every name a tag of which points at it.
+    let names = match spec.split_once('@') {
+        Some((name, _)) => vec![name.to_string()],
+        None => reg
+            .store()
+            .names()?
+            .into_iter()
+            .filter(|n| n.tags.values().any(|v| *v == id))
+            .map(|n| n.name)
+            .collect(),
+    };
+    Ok((
+        profile,
+        Some(Stored {
+            version_id: id,
+            names,
+        }),
+    ))
+}
+
+/// Keep `report` as the latest drift of each name of `stored` (what
+/// `kiln ui` shows). The store is opened again only now: profiling live
+/// data can take a while and other processes need it meanwhile.
+fn save_drift(
+    engine: &Engine,
+    store: &StoreArgs,
+    target: &str,
+    stored: &Stored,
+    inputs: &[PathBuf],
+    report: &DriftReport,
+) -> Result<()> {
+    if stored.names.is_empty() {
+        return Ok(());
+    }
+    let reg = store.open(engine, false)?;
+    let inputs: Vec<String> = inputs
+        .iter()
+        .map(|p| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+        .collect();
+    for name in &stored.names {
+        let record = DriftRecord::new(
+            name,
+            target,
+            &stored.version_id,
+            reg.store().actor(),
+            inputs.clone(),
+            report.clone(),
+        );
+        reg.store()
+            .save_drift(&record)
+            .with_context(|| format!("cannot keep the report as the latest drift of '{name}'"))?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -130,7 +198,8 @@ pub fn drift(
     per_feature: &[String],
     json: bool,
 ) -> Result<()> {
-    let training = baseline(engine, store, target)?;
+    let (training, stored) = baseline(engine, store, target)?;
+    let given = inputs;
     // A parity log directory stands for its logged inputs.
     let inputs: Vec<PathBuf> = inputs
         .iter()
@@ -163,6 +232,18 @@ pub fn drift(
     let report = quality::drift(&training, &live, default, &|c| {
         custom.iter().find(|(n, _)| n == c).map(|(_, t)| *t)
     });
+    if let Some(stored) = &stored {
+        // The report stands whether or not it can be kept: a store that is
+        // busy or a missing grant is a warning, never another exit code.
+        match save_drift(engine, store, target, stored, given, &report) {
+            Ok(()) if !json && !stored.names.is_empty() => eprintln!(
+                "kept as the latest drift report of {} (kiln ui shows it)",
+                stored.names.join(", ")
+            ),
+            Ok(()) => {}
+            Err(e) => eprintln!("warning: {e:#}"),
+        }
+    }
     if let Some(h) = html {
         std::fs::write(
             h,

@@ -33,6 +33,7 @@ use crate::registry::StoreArgs;
 ///   POST /v1/reload           re-resolve NAME@TAG sources; lists what changed
 ///   GET  /healthz             {"status":"ok"}
 ///   GET  /metrics             Prometheus text: calls, errors, rows, latency
+///   GET  /ui                  the dashboard (see `kiln ui --help`)
 ///
 /// Errors are JSON {"error":{"kind","message"}}: 400 bad body, 404 unknown
 /// name, 413 body too large, 415 content type, 422 input the plugin rejects,
@@ -147,5 +148,92 @@ pub fn run(engine: &Engine, store: &StoreArgs, args: &ServeArgs) -> Result<()> {
         }
     }
     served?;
+    Ok(())
+}
+
+/// Open the dashboard: names, tags, lineage, feature tables, usage, drift.
+///
+/// Starts the `kiln serve` HTTP server with every name of the store served
+/// at its `prod` tag, or, for a name without one, at its newest tag (the
+/// tag moved last), and prints the page's address. The page, GET /ui, is
+/// one HTML document with its CSS and SVG inline: no scripts, nothing from
+/// any other host. It shows
+///   names      description, owner, tags -> version ids, number of versions
+///   lineage    input files -> runs -> outputs, the 50 most recent runs
+///   tables     each feature table's last `kiln materialize`, its age,
+///              table version, transform version and rows
+///   usage      per served route: calls, errors, rows, p50/p99 latency since
+///              start; runs recorded per name
+///   drift      the latest `kiln drift NAME@TAG` report of each name
+/// Every page is read from the store as it is then (the store is opened
+/// and closed per page); the names served are chosen at start: restart, or
+/// POST /v1/reload to follow tag moves of the names already served.
+///
+/// Every `kiln serve` answers GET /ui too. The first line on stdout is
+/// `dashboard at http://ADDR/ui`.
+///
+/// With access control on (`kiln access enable`), the page needs a token:
+/// open http://ADDR/ui?token=TOKEN (a browser cannot send a header) or send
+/// `Authorization: Bearer TOKEN`; it shows only the names the token's
+/// principal may read. Anyone who reaches the address sees everything when
+/// access control is off, so keep the default loopback address or put the
+/// server behind your own proxy.
+///
+/// Examples:
+///   kiln fit standard_scaler.wasm --input train.csv --param columns=age --name scaler
+///   kiln promote scaler --from dev --to prod
+///   kiln drift scaler@prod --input live.csv          (kept for the dashboard)
+///   kiln ui                                          (then open http://127.0.0.1:8080/ui)
+///   kiln ui --bind 0.0.0.0:9000 --store /srv/kiln
+///   kiln access token create alice --as admin        (with access control on)
+///   open 'http://127.0.0.1:8080/ui?token=kiln_…'
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct UiArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Warm instances kept ready per transform served.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pool: u16,
+}
+
+/// Serve every name of the store and the dashboard until Ctrl-C or SIGTERM.
+pub fn ui(engine: &Engine, store: &StoreArgs, args: &UiArgs) -> Result<()> {
+    let options = ServeOptions::default()
+        .with_store_dir(store.store.clone())
+        .with_store_wait(match store.wait {
+            true => None,
+            false => Some(Duration::from_secs(10)),
+        })
+        .with_serving(
+            ServingOptions::default().with_strategy(InstanceStrategy::Pool {
+                depth: usize::from(args.pool),
+            }),
+        );
+    let (catalog, skipped) = Catalog::for_dashboard(engine, &options)?;
+    for (name, e) in &skipped {
+        eprintln!("warning: not serving '{name}' (the dashboard still shows it): {e}");
+    }
+    for t in catalog.status() {
+        eprintln!(
+            "serving /v1/transform/{} = {} (version {})",
+            t.name,
+            t.source,
+            &t.version_id[..12],
+        );
+    }
+    let access_on = catalog.access().enabled();
+    let server = Server::bind(args.bind, catalog, &options)?;
+    // The first stdout line is the address (scripts and tests read it).
+    println!("dashboard at http://{}/ui", server.local_addr());
+    std::io::stdout().flush()?;
+    if access_on {
+        eprintln!(
+            "access control is on: open http://{}/ui?token=TOKEN with a token from `kiln access token create PRINCIPAL`",
+            server.local_addr()
+        );
+    }
+    server.run()?;
     Ok(())
 }

@@ -22,6 +22,10 @@
 //! - `GET /v1/transforms`: each name with its source, plugin and versions.
 //! - `POST /v1/reload`: re-resolve store sources (also on `SIGHUP`).
 //! - `GET /healthz`: `{"status":"ok"}`.
+//! - `GET /ui`: the dashboard (`kiln ui`): names, tags and versions, the
+//!   lineage graph, feature-table freshness, usage, the latest drift
+//!   reports: one HTML page, CSS and SVG inline, nothing from any other
+//!   host. With access control on it needs a token, also as `?token=`.
 //! - `GET /metrics`: Prometheus text: per transform, counters and the
 //!   latency histogram; replies by HTTP status.
 //!
@@ -87,6 +91,9 @@ use crate::{
     BundleServing, Error, RegistryServing, Result, ServingOptions, ServingTransform,
     LATENCY_BUCKETS,
 };
+
+mod ui;
+pub use ui::dashboard_tag;
 
 /// The Arrow IPC stream media type.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -481,6 +488,20 @@ impl Catalog {
                 "nothing to serve: give NAME@TAG from the store or --transform NAME=FILE".into(),
             ));
         }
+        Catalog::load_any(engine, specs, options)
+    }
+
+    /// As [`Catalog::load`], but no specs is a catalog that serves nothing
+    /// (the dashboard of a store with no names yet). The store's access
+    /// control is read when it exists.
+    ///
+    /// # Errors
+    /// As [`Catalog::load`], but for no specs.
+    pub fn load_any(
+        engine: &Engine,
+        specs: &[TransformSpec],
+        options: &ServeOptions,
+    ) -> Result<Catalog> {
         let mut seen: BTreeMap<&str, &Source> = BTreeMap::new();
         for s in specs {
             if let Some(first) = seen.insert(&s.name, &s.source) {
@@ -856,6 +877,7 @@ impl Server {
         let router = Router::new()
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
+            .route("/ui", get(ui::page))
             .route("/v1/transforms", get(list))
             .route("/v1/reload", post(reload).fallback(method_not_allowed))
             .route(
@@ -1077,7 +1099,7 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such route; POST /v1/transform/{name}, GET /v1/transforms, /healthz, /metrics",
+        "no such route; POST /v1/transform/{name}, GET /v1/transforms, /healthz, /metrics, /ui",
     )
 }
 

@@ -237,3 +237,68 @@ impl LineageGraph {
 fn quote(s: &str) -> String {
     s.replace('"', "'")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        id: &str,
+        kind: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        state: Option<&str>,
+    ) -> RunRecord {
+        let ds = |p: &&str| serde_json::json!({"path": format!("/data/{p}"), "fingerprint": format!("fp1:{p}0123456789"), "rows": 3, "schema": []});
+        serde_json::from_value(serde_json::json!({
+            "id": id, "kind": kind, "started_at": "2026-01-01T00:00:00Z", "status": "ok",
+            "target": "scaler@dev",
+            "transform": {"version_id": "v", "plugin_id": "p", "plugin": "scaler@1.0.0", "params": "{}", "state_id": state},
+            "wit_version": "0.1.0", "host_version": "0.1.0",
+            "engine": {"wasmtime": "48", "determinism": [], "deadline_ms": 1, "memory_limit": 1, "max_output_ratio": 1},
+            "batch_size": 1,
+            "inputs": inputs.iter().map(ds).collect::<Vec<_>>(),
+            "outputs": outputs.iter().map(ds).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn dot_and_mermaid_name_every_node_and_edge() {
+        let runs = [
+            run("01-a", "fit", &["train"], &[], Some("feedface00112233")),
+            run("01-b", "run", &["train"], &["feat"], None),
+        ];
+        let g = LineageGraph::from_runs(&runs);
+        assert_eq!(
+            g.to_dot(),
+            "digraph kiln {\n  rankdir=LR;\n\
+             \x20 d_feat012345 [label=\"feat feat012345\", shape=ellipse];\n\
+             \x20 d_train01234 [label=\"train train01234\", shape=ellipse];\n\
+             \x20 r_01a [label=\"fit scaler@1.0.0 (scaler@dev)\", shape=box];\n\
+             \x20 r_01b [label=\"run scaler@1.0.0 (scaler@dev)\", shape=box];\n\
+             \x20 s_feedface00 [label=\"state feedface00\", shape=note];\n\
+             \x20 d_train01234 -> r_01a;\n\
+             \x20 r_01a -> s_feedface00;\n\
+             \x20 d_train01234 -> r_01b;\n\
+             \x20 r_01b -> d_feat012345;\n}\n"
+        );
+        let m = g.to_mermaid();
+        assert!(m.starts_with("flowchart LR\n"), "{m}");
+        assert!(m.contains("  d_feat012345([\"feat feat012345\"])\n"), "{m}");
+        assert!(
+            m.contains("  s_feedface00[/\"state feedface00\"/]\n"),
+            "{m}"
+        );
+        assert!(m.contains("  r_01b --> d_feat012345\n"), "{m}");
+        let run_node = g.nodes["r_01b"].run.as_ref().unwrap();
+        assert_eq!(
+            (run_node.id.as_str(), run_node.kind),
+            ("01-b", RunKind::Run)
+        );
+        assert_eq!(
+            g.nodes["d_feat012345"].data.as_ref().unwrap().path,
+            "/data/feat"
+        );
+    }
+}
