@@ -54,7 +54,7 @@ fn people(dir: &Path) -> PathBuf {
     ]));
     let n = EMAILS.len() as i64;
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             Arc::new(Int64Array::from_iter_values(1000..1000 + n)),
             Arc::new(
@@ -67,13 +67,7 @@ fn people(dir: &Path) -> PathBuf {
         ],
     )
     .unwrap();
-    let path = dir.join("people.parquet");
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
-            .unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-    path
+    parquet_file(dir.join("people.parquet"), &batch)
 }
 
 /// HMAC-SHA256 (RFC 2104) of `text` keyed with `key`, first 16 bytes in hex.
@@ -607,7 +601,7 @@ fn spine(dir: &Path) -> PathBuf {
     ]));
     let n = EMAILS.len() as i64;
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             Arc::new(Int64Array::from_iter_values(1000..1000 + n)),
             Arc::new(
@@ -617,11 +611,13 @@ fn spine(dir: &Path) -> PathBuf {
         ],
     )
     .unwrap();
-    let path = dir.join("spine.parquet");
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
-            .unwrap();
-    w.write(&batch).unwrap();
+    parquet_file(dir.join("spine.parquet"), &batch)
+}
+
+fn parquet_file(path: PathBuf, batch: &RecordBatch) -> PathBuf {
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
     w.close().unwrap();
     path
 }

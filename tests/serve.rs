@@ -107,25 +107,7 @@ impl Server {
         content_type: &str,
         body: &[u8],
     ) -> (u16, String, Vec<u8>) {
-        let mut r = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", content_type)
-            .send(body)
-            .unwrap();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = r
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()
-            .unwrap();
-        (r.status().as_u16(), ct, body)
+        self.post_as(path, content_type, body, None)
     }
 
     /// POST a body with an optional bearer token; (status, content type, body).
@@ -143,14 +125,7 @@ impl Server {
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let mut r = req.send(body).unwrap();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        (r.status().as_u16(), ct, r.body_mut().read_to_vec().unwrap())
+        reply(req.send(body).unwrap())
     }
 
     /// GET with an optional bearer token; (status, content type, body).
@@ -159,14 +134,7 @@ impl Server {
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let mut r = req.call().unwrap();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        (r.status().as_u16(), ct, r.body_mut().read_to_vec().unwrap())
+        reply(req.call().unwrap())
     }
 
     /// POST without a body, reply as JSON.
@@ -205,6 +173,23 @@ impl Server {
             .to_owned();
         (status, kind, message)
     }
+}
+
+/// A reply's status, content type and body (up to 1 GiB).
+fn reply(mut r: ureq::http::Response<ureq::Body>) -> (u16, String, Vec<u8>) {
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    (r.status().as_u16(), ct, body)
 }
 
 pub(crate) fn ipc(batches: &[RecordBatch]) -> Vec<u8> {

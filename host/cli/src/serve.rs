@@ -93,18 +93,7 @@ pub fn run(engine: &Engine, store: &StoreArgs, args: &ServeArgs) -> Result<()> {
     for s in &args.transforms {
         specs.push(TransformSpec::parse(s)?);
     }
-    let options = ServeOptions::default()
-        .with_max_body_bytes(args.max_body)
-        .with_store_dir(store.store.clone())
-        .with_store_wait(match store.wait {
-            true => None,
-            false => Some(Duration::from_secs(10)),
-        })
-        .with_serving(
-            ServingOptions::default().with_strategy(InstanceStrategy::Pool {
-                depth: usize::from(args.pool),
-            }),
-        );
+    let options = serve_options(store, args.pool).with_max_body_bytes(args.max_body);
     let catalog = Catalog::load(engine, &specs, &options)?;
     for t in catalog.status() {
         eprintln!(
@@ -200,17 +189,7 @@ pub struct UiArgs {
 
 /// Serve every name of the store and the dashboard until Ctrl-C or SIGTERM.
 pub fn ui(engine: &Engine, store: &StoreArgs, args: &UiArgs) -> Result<()> {
-    let options = ServeOptions::default()
-        .with_store_dir(store.store.clone())
-        .with_store_wait(match store.wait {
-            true => None,
-            false => Some(Duration::from_secs(10)),
-        })
-        .with_serving(
-            ServingOptions::default().with_strategy(InstanceStrategy::Pool {
-                depth: usize::from(args.pool),
-            }),
-        );
+    let options = serve_options(store, args.pool);
     let (catalog, skipped) = Catalog::for_dashboard(engine, &options)?;
     for (name, e) in &skipped {
         eprintln!("warning: not serving '{name}' (the dashboard still shows it): {e}");
@@ -236,4 +215,20 @@ pub fn ui(engine: &Engine, store: &StoreArgs, args: &UiArgs) -> Result<()> {
     }
     server.run()?;
     Ok(())
+}
+
+/// The server's store and instance options: the store (waited for with
+/// --wait, else at most 10 s), `pool` warm instances per transform.
+fn serve_options(store: &StoreArgs, pool: u16) -> ServeOptions {
+    ServeOptions::default()
+        .with_store_dir(store.store.clone())
+        .with_store_wait(match store.wait {
+            true => None,
+            false => Some(Duration::from_secs(10)),
+        })
+        .with_serving(
+            ServingOptions::default().with_strategy(InstanceStrategy::Pool {
+                depth: usize::from(pool),
+            }),
+        )
 }

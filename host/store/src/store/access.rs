@@ -586,27 +586,11 @@ impl Store {
     /// # Errors
     /// [`Error::Denied`]; [`Error::Usage`] when it would leave no admin.
     pub fn set_member(&self, role: &str, principal: &str, add: bool) -> Result<Role> {
-        let mut access = self.access()?;
-        access.check(&self.actor, "*", Permission::Admin)?;
         check_label(principal, "principal")?;
-        let mut r = self.role_or_new(&access, role)?;
-        let changed = if add {
-            r.members.insert(principal.into())
-        } else {
-            r.members.remove(principal)
-        };
-        if !changed {
-            return Ok(r);
-        }
-        let ops = vec![Self::put_role(&mut access, &r)];
-        self.commit_access(
-            ops,
-            &access,
-            if add { "member-add" } else { "member-remove" },
-            &format!("role:{role}"),
-            serde_json::json!({"principal": principal}),
-        )?;
-        Ok(r)
+        let actions = ["member-add", "member-remove"];
+        self.edit_role_set(role, principal, add, actions, "principal", |r| {
+            &mut r.members
+        })
     }
 
     /// Give (`add: true`) or take a role's clearance for a sensitivity
@@ -615,14 +599,32 @@ impl Store {
     /// # Errors
     /// [`Error::Denied`]; [`Error::Usage`] for a bad label.
     pub fn set_clearance(&self, role: &str, label: &str, add: bool) -> Result<Role> {
+        check_label(label, "sensitivity label")?;
+        let actions = ["clearance-add", "clearance-remove"];
+        self.edit_role_set(role, label, add, actions, "sensitivity", |r| {
+            &mut r.clearances
+        })
+    }
+
+    /// Add `value` to (or remove it from) the set `field` picks of `role`,
+    /// audited as `actions[0]` (add) or `actions[1]` (remove).
+    fn edit_role_set(
+        &self,
+        role: &str,
+        value: &str,
+        add: bool,
+        actions: [&str; 2],
+        detail_key: &str,
+        field: impl Fn(&mut Role) -> &mut BTreeSet<String>,
+    ) -> Result<Role> {
         let mut access = self.access()?;
         access.check(&self.actor, "*", Permission::Admin)?;
-        check_label(label, "sensitivity label")?;
         let mut r = self.role_or_new(&access, role)?;
+        let set = field(&mut r);
         let changed = if add {
-            r.clearances.insert(label.into())
+            set.insert(value.into())
         } else {
-            r.clearances.remove(label)
+            set.remove(value)
         };
         if !changed {
             return Ok(r);
@@ -631,13 +633,9 @@ impl Store {
         self.commit_access(
             ops,
             &access,
-            if add {
-                "clearance-add"
-            } else {
-                "clearance-remove"
-            },
+            actions[usize::from(!add)],
             &format!("role:{role}"),
-            serde_json::json!({"sensitivity": label}),
+            serde_json::json!({ detail_key: value }),
         )?;
         Ok(r)
     }
