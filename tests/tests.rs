@@ -22,5 +22,6 @@ mod sandbox;
 mod serve;
 mod serving;
 mod soak;
+mod sql;
 mod tables;
 mod ui;

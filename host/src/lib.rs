@@ -31,6 +31,8 @@
 //!   join and windowed aggregations (shared by batch backfill and serving).
 //! - `table` (cargo feature `table`, `kiln-table`): feature tables on Delta
 //!   Lake: materialize, time travel, training sets, vacuum.
+//! - `sql` (cargo feature `sql`, `kiln-datafusion`): DataFusion SQL over
+//!   files with pinned versions as functions, `kiln('NAME@TAG', ...)`.
 //! - [`bench`] ([`kiln_bench`]): Kiln beside native arrow-rs, Python and a
 //!   peer runtime.
 //! - [`wire`] ([`kiln_wire`]): the contract's records and their Arrow mapping.
@@ -56,6 +58,8 @@
 pub mod fuzzing;
 
 pub use kiln_bench as bench;
+#[cfg(feature = "sql")]
+pub use kiln_datafusion as sql;
 pub use kiln_io as io;
 pub use kiln_io::job;
 pub use kiln_io::{fingerprint_file, Fingerprint, Fingerprinter};

@@ -10,6 +10,7 @@ mod pipeline;
 mod quality;
 mod registry;
 mod serve;
+mod sql;
 mod table;
 
 use std::io::IsTerminal;
@@ -297,6 +298,23 @@ enum Command {
     ///   kiln training-set --spine labels.csv --features tables/txn@4 --ttl 7d --output train.parquet
     #[command(verbatim_doc_comment)]
     TrainingSet(table::TrainingSetArgs),
+    /// Run SQL over data files, calling pinned versions as functions.
+    ///
+    /// kiln('NAME@TAG', col, ...) applies a version from the store: the
+    /// columns are its input, in the order of its `columns` parameter; it
+    /// returns a struct of its output columns (take one with ['age'], all with
+    /// unnest). The version is pinned when the query is planned, the same
+    /// plugin, parameters and state as `kiln run NAME@TAG`, a fresh instance
+    /// per batch, the same output bits. With --output the result is written
+    /// (replaced only on success) and recorded as a `sql` run: inputs, output,
+    /// query and versions, as `kiln run` records (`kiln lineage show RUN`).
+    ///
+    /// Examples:
+    ///   kiln sql "SELECT customer_id, kiln('scaler@prod', age, income)['age'] AS age_z FROM c" -t c=customers.parquet
+    ///   kiln sql "SELECT id, unnest(kiln('scaler@prod', age, income)) FROM c" -t c=customers.csv -o features.parquet
+    ///   kiln sql "SELECT plan, avg(s['income']) FROM (SELECT plan, z(age, income) AS s FROM c) GROUP BY plan" -t c=a.parquet -t c=b.parquet -f z=scaler.kiln
+    #[command(verbatim_doc_comment)]
+    Sql(sql::SqlArgs),
     /// Feature tables: history, time travel, vacuum.
     #[command(subcommand)]
     Table(table::TableCommand),
@@ -552,6 +570,7 @@ fn try_main(cli: Cli) -> Result<()> {
         Command::Materialize(args) => table::materialize(&engine, &cli.store, &args, json),
         Command::TrainingSet(args) => table::training_set(&engine, &cli.store, &args, json),
         Command::Table(cmd) => table::command(&engine, &cli.store, &cmd, json),
+        Command::Sql(args) => sql::sql(&engine, &cli.store, &args, json),
         Command::Pipeline(cmd) => pipeline::command(&engine, &cli.store, cmd, json),
         Command::Parity { log } => registry::parity(&engine, &cli.store, &log, json),
         Command::Profile { inputs } => quality::profile(&inputs, json),

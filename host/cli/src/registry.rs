@@ -517,7 +517,12 @@ fn print_trace(node: &TraceNode, depth: usize) {
 
 pub fn verify(engine: &Engine, store: &StoreArgs, run: &str, json: bool) -> Result<()> {
     let reg = store.open(engine, false)?;
-    let report = reg.verify(run)?;
+    let report = if reg.store().run(run)?.kind == kiln_host::store::RunKind::Sql {
+        // A SQL run re-runs its query through kiln-datafusion.
+        kiln_host::sql::verify(&std::sync::Arc::new(reg), run)?
+    } else {
+        reg.verify(run)?
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.identical {

@@ -14,7 +14,10 @@
 //!   component cache keyed by plugin id, in memory and on disk.
 //! - [`Plugin`] / [`PluginInfo`] / [`PluginKind`]: a loaded, validated
 //!   plugin and what it says about itself; [`Fitter`] fits it batch by batch
-//!   into a [`State`]; [`Transformer`] applies it with [`Params`] and a state.
+//!   into a [`State`] (or, for engines fitting batches in parallel,
+//!   [`Plugin::fit_partial`] / [`Plugin::fit_merge`] / [`Plugin::fit_finish`]
+//!   with [`PartialState`]s); [`Transformer`] applies it with [`Params`]
+//!   and a state.
 //!   Every call runs in a fresh instance.
 //! - [`Ready`] / [`Signature`]: one fresh instance configured ahead of a
 //!   call (what a serving pool keeps warm), and the input and declared
@@ -59,4 +62,6 @@ pub use error::{Error, PluginRef, Result};
 pub use identity::{plugin_id, version_id};
 pub use kiln_wire::WIT_VERSION;
 pub use params::Params;
-pub use plugin::{Fitter, Plugin, PluginInfo, PluginKind, Ready, Signature, State, Transformer};
+pub use plugin::{
+    Fitter, PartialState, Plugin, PluginInfo, PluginKind, Ready, Signature, State, Transformer,
+};

@@ -520,12 +520,109 @@ fn input_wire_schema(plugin: &PluginRef, schema: &Schema) -> Result<kiln_wire::S
     })
 }
 
+/// A partial fit state: what one `fit-partial` or `fit-merge` returns,
+/// opaque bytes to merge with others ([`Plugin::fit_merge`]) and finish
+/// ([`Plugin::fit_finish`]). Engines that fit partitions in parallel ship
+/// them between tasks or processes with [`PartialState::as_bytes`] /
+/// [`PartialState::from_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialState {
+    bytes: Vec<u8>,
+}
+
+impl PartialState {
+    /// Wrap partial-state bytes (e.g. received from another process).
+    pub fn from_bytes(bytes: Vec<u8>) -> PartialState {
+        PartialState { bytes }
+    }
+
+    /// The partial-state bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The contract's three fit steps, one fresh instance per call, for
+/// engines that fit batches in parallel; a [`Fitter`] runs them in order.
+impl Plugin {
+    /// `fit-partial`: the partial state of one batch. Row numbers in
+    /// errors count within `batch`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a schema the contract cannot carry;
+    /// what the plugin reports; traps and limits.
+    pub fn fit_partial(&self, params: &Params, batch: &RecordBatch) -> Result<PartialState> {
+        let wire = input_wire_schema(&self.plugin_ref(), batch.schema_ref())?;
+        self.fit_partial_wire(params, batch, wire)
+    }
+
+    fn fit_partial_wire(
+        &self,
+        params: &Params,
+        batch: &RecordBatch,
+        wire: kiln_wire::Schema,
+    ) -> Result<PartialState> {
+        let pref = self.plugin_ref();
+        let prepared = Prepared::new(batch, wire);
+        let exports = self.inner.exports;
+        let mut s = self.session()?;
+        let part = call(&mut s, &pref, |s| {
+            exports.fit_partial(s, params.as_str(), prepared.view())
+        })?;
+        Ok(PartialState {
+            bytes: part.map_err(|e| plugin_error(&pref, e))?,
+        })
+    }
+
+    /// `fit-merge`: merge partial states left to right in one call.
+    /// Floating-point merges are not associative: merge in the order the
+    /// batches were read to get the bytes a [`Fitter`] gives.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for no states; what the plugin reports
+    /// (states from another plugin or parameters); traps and limits.
+    pub fn fit_merge(&self, params: &Params, parts: &[PartialState]) -> Result<PartialState> {
+        let pref = self.plugin_ref();
+        if parts.is_empty() {
+            return Err(Error::InvalidInput {
+                plugin: pref,
+                column: None,
+                row: None,
+                message: "no partial states to merge".into(),
+            });
+        }
+        let states: Vec<Vec<u8>> = parts.iter().map(|p| p.bytes.clone()).collect();
+        let mut s = self.session()?;
+        let r = call(&mut s, &pref, |s| {
+            self.inner.exports.fit_merge(s, params.as_str(), &states)
+        })?;
+        Ok(PartialState {
+            bytes: r.map_err(|e| plugin_error(&pref, e))?,
+        })
+    }
+
+    /// `fit-finish`: the fitted state from the merged partial state.
+    ///
+    /// # Errors
+    /// What the plugin reports; traps and limits.
+    pub fn fit_finish(&self, params: &Params, merged: &PartialState) -> Result<State> {
+        let pref = self.plugin_ref();
+        let mut s = self.session()?;
+        let r = call(&mut s, &pref, |s| {
+            self.inner
+                .exports
+                .fit_finish(s, params.as_str(), &merged.bytes)
+        })?;
+        Ok(State::from_bytes(r.map_err(|e| plugin_error(&pref, e))?))
+    }
+}
+
 /// Fits a plugin batch by batch: one partial state per batch, merged as it
 /// goes (memory stays bounded by one partial state), then finished.
 pub struct Fitter {
     plugin: Plugin,
     params: Params,
-    merged: Option<Vec<u8>>,
+    merged: Option<PartialState>,
     wire_schema: Option<(SchemaRef, kiln_wire::Schema)>,
     rows: u64,
 }
@@ -546,31 +643,16 @@ impl Fitter {
                 ws
             }
         };
-        let prepared = Prepared::new(batch, wire_schema);
-        let exports = self.plugin.inner.exports;
-        let mut s = self.plugin.session()?;
-        let part = call(&mut s, &pref, |s| {
-            exports.fit_partial(s, self.params.as_str(), prepared.view())
-        })?;
-        let part = part.map_err(|e| plugin_error(&pref, e).with_row_offset(self.rows))?;
+        let part = self
+            .plugin
+            .fit_partial_wire(&self.params, batch, wire_schema)
+            .map_err(|e| e.with_row_offset(self.rows))?;
         self.rows += batch.num_rows() as u64;
         self.merged = Some(match self.merged.take() {
             None => part,
-            Some(acc) => self.merge(&[acc, part])?,
+            Some(acc) => self.plugin.fit_merge(&self.params, &[acc, part])?,
         });
         Ok(())
-    }
-
-    fn merge(&self, states: &[Vec<u8>]) -> Result<Vec<u8>> {
-        let pref = self.plugin.plugin_ref();
-        let mut s = self.plugin.session()?;
-        let r = call(&mut s, &pref, |s| {
-            self.plugin
-                .inner
-                .exports
-                .fit_merge(s, self.params.as_str(), states)
-        })?;
-        r.map_err(|e| plugin_error(&pref, e))
     }
 
     /// Rows seen so far.
@@ -583,21 +665,13 @@ impl Fitter {
     /// # Errors
     /// [`Error::InvalidInput`] if no batch was given; what the plugin reports.
     pub fn finish(mut self) -> Result<State> {
-        let pref = self.plugin.plugin_ref();
         let merged = self.merged.take().ok_or_else(|| Error::InvalidInput {
-            plugin: pref.clone(),
+            plugin: self.plugin.plugin_ref(),
             column: None,
             row: None,
             message: "no input batches to fit on".into(),
         })?;
-        let mut s = self.plugin.session()?;
-        let r = call(&mut s, &pref, |s| {
-            self.plugin
-                .inner
-                .exports
-                .fit_finish(s, self.params.as_str(), &merged)
-        })?;
-        Ok(State::from_bytes(r.map_err(|e| plugin_error(&pref, e))?))
+        self.plugin.fit_finish(&self.params, &merged)
     }
 }
 

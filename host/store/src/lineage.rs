@@ -96,6 +96,7 @@ pub fn run_kind_label(kind: RunKind) -> &'static str {
         RunKind::TrainingSet => "training-set",
         RunKind::Verify => "verify",
         RunKind::Run => "run",
+        RunKind::Sql => "sql",
     }
 }
 

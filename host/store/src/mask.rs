@@ -117,6 +117,15 @@ impl Masking {
         labels.into_iter().collect()
     }
 
+    /// Every column's mask, column → mask (what a run records when it
+    /// cannot tell which columns an output will have, e.g. SQL).
+    pub fn masks(&self) -> BTreeMap<String, Mask> {
+        self.columns
+            .iter()
+            .map(|(c, p)| (c.clone(), p.mask.clone()))
+            .collect()
+    }
+
     /// The masks that apply to the columns of `schema`, column → mask.
     pub fn applied(&self, schema: &Schema) -> BTreeMap<String, Mask> {
         schema

@@ -138,6 +138,7 @@ fn kind(run: &RunRecord) -> &'static str {
         crate::store::RunKind::Verify => "verify",
         crate::store::RunKind::Materialize => "materialize",
         crate::store::RunKind::TrainingSet => "training-set",
+        crate::store::RunKind::Sql => "sql",
     }
 }
 

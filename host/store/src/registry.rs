@@ -147,6 +147,21 @@ fn plugin_label(p: &Plugin) -> String {
     format!("{}@{}", p.info().name, p.info().version)
 }
 
+impl TransformParts {
+    /// The parts of the version `plugin` + `params` + `state` makes, as a
+    /// run records them (for runs another crate carries out, e.g. SQL).
+    pub fn of(plugin: &Plugin, params: &Params, state: Option<&State>) -> TransformParts {
+        let state_id = state.map(State::id);
+        TransformParts {
+            version_id: kiln_runtime::version_id(plugin.id(), params, state_id.as_deref()),
+            plugin_id: plugin.id().into(),
+            plugin: plugin_label(plugin),
+            params: params.as_str().into(),
+            state_id,
+        }
+    }
+}
+
 impl Registry {
     /// Use `engine` with `store`.
     pub fn new(engine: Engine, store: Store) -> Registry {
@@ -195,9 +210,26 @@ impl Registry {
     where
         E: From<Error> + std::fmt::Display,
     {
+        self.record_run_outcome(record, |r| work(r).map(|v| (v, None)))
+    }
+
+    /// [`Registry::record_run`] for work that can end without an error
+    /// and still fail as a run (a verify that did not reproduce): `work`
+    /// returns its value and, if the run failed, the error to record.
+    ///
+    /// # Errors
+    /// `work`'s error (after recording it); store errors.
+    pub fn record_run_outcome<T, E>(
+        &self,
+        record: RunRecord,
+        work: impl FnOnce(&mut RunRecord) -> std::result::Result<(T, Option<String>), E>,
+    ) -> std::result::Result<(RunRecord, T), E>
+    where
+        E: From<Error> + std::fmt::Display,
+    {
         let mut rec = Recording::begin(self, record)?;
         match work(&mut rec.record) {
-            Ok(v) => Ok((rec.end(None)?, v)),
+            Ok((v, failed)) => Ok((rec.end(failed)?, v)),
             Err(e) => {
                 rec.end(Some(e.to_string()))?;
                 Err(e)
@@ -231,6 +263,7 @@ impl Registry {
             outputs: Vec::new(),
             verifies: None,
             masked: Default::default(),
+            sql: None,
         }
     }
 
@@ -522,6 +555,12 @@ impl Registry {
             &run.transform.version_id,
             Permission::Run,
         )?;
+        if run.kind == RunKind::Sql {
+            return Err(Error::Verify {
+                run: run.id,
+                message: "it is a SQL run: `kiln verify` re-runs it through kiln-datafusion (kiln_datafusion::verify from a library)".into(),
+            });
+        }
         if matches!(run.kind, RunKind::Materialize | RunKind::TrainingSet) {
             return Err(Error::Verify {
                 run: run.id,
@@ -624,8 +663,8 @@ impl Registry {
                         ));
                     }
                 }
-                RunKind::Materialize | RunKind::TrainingSet => {
-                    unreachable!("feature-table runs are refused above")
+                RunKind::Materialize | RunKind::TrainingSet | RunKind::Sql => {
+                    unreachable!("feature-table and SQL runs are refused above")
                 }
             }
             Ok(())

@@ -283,6 +283,12 @@ impl Access {
         self.salt.clone()
     }
 
+    /// `masks` (a recorded run's) with the store's salt: what re-running
+    /// that run must apply to reproduce it (the salt itself stays inside).
+    pub fn replay(&self, masks: &BTreeMap<String, crate::Mask>) -> Masking {
+        Masking::replay(masks, self.salt.clone())
+    }
+
     /// Principals holding `admin` on `*`.
     fn super_admins(&self) -> BTreeSet<&str> {
         self.roles

@@ -36,8 +36,8 @@ pub use audit::{default_actor, AuditEntry, AuditHead, AuditReport, GENESIS};
 pub use kiln_runtime::version_id;
 pub use records::{
     pipeline_id, DatasetRecord, EngineSettings, FieldRecord, NameRecord, PipelineRecord,
-    PluginRecord, RunKind, RunRecord, RunStatus, StateRecord, TagMove, TransformParts,
-    VersionRecord,
+    PluginRecord, RunKind, RunRecord, RunStatus, SqlFunction, SqlRecord, SqlTable, StateRecord,
+    TagMove, TransformParts, VersionRecord,
 };
 pub use reports::DriftRecord;
 use storage::{Op, Storage};
@@ -755,7 +755,7 @@ impl Store {
             let k = format!("produced/{}/{}", o.fingerprint, run.id).into_bytes();
             let produces = matches!(
                 run.kind,
-                RunKind::Run | RunKind::Materialize | RunKind::TrainingSet
+                RunKind::Run | RunKind::Materialize | RunKind::TrainingSet | RunKind::Sql
             );
             if run.status == RunStatus::Ok && produces {
                 ops.push(Op::Put(k, Vec::new()));

@@ -130,6 +130,8 @@ pub enum RunKind {
     Materialize,
     /// Joined feature tables to a spine, point in time (kiln-table).
     TrainingSet,
+    /// Ran a SQL query calling Kiln versions (kiln-datafusion, `kiln sql`).
+    Sql,
 }
 
 /// How a run ended.
@@ -303,6 +305,52 @@ pub struct RunRecord {
     pub verifies: Option<String>,
     /// Columns of the output masked by a column policy, and how (the
     /// actor was not cleared for them); a verify masks them the same way.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub masked: BTreeMap<String, crate::Mask>,
+    /// For a SQL run: the query and every version it called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlRecord>,
+}
+
+/// What a SQL run ran: the query, its tables and the pinned versions its
+/// Kiln functions called (a run's `transform` holds one version; a query
+/// may call several). Enough to run it again (`kiln verify`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlRecord {
+    /// The query, as given.
+    pub query: String,
+    /// Each table's name and file, in registration order (a table of
+    /// several files has several entries).
+    pub tables: Vec<SqlTable>,
+    /// Each Kiln function call, sorted by function, then spec.
+    pub functions: Vec<SqlFunction>,
+    /// DataFusion's target partitions (float aggregates can depend on
+    /// them, so a verify uses the same number).
+    #[serde(default)]
+    pub partitions: usize,
+}
+
+/// One file of a SQL run's table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlTable {
+    /// The table's SQL name.
+    pub name: String,
+    /// The file, absolute when it was recorded.
+    pub path: String,
+}
+
+/// One version a SQL run called.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlFunction {
+    /// The SQL function: `kiln` (the generic one) or the name a version
+    /// was registered under.
+    pub function: String,
+    /// For `kiln('scaler@prod', ...)`: the spec it was given.
+    pub spec: Option<String>,
+    /// The version, part by part.
+    pub transform: TransformParts,
+    /// Masks applied to its output columns for the actor (and replayed
+    /// by a verify).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub masked: BTreeMap<String, crate::Mask>,
 }
