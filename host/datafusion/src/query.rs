@@ -10,7 +10,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
-use kiln_io::{WriteSummary, Writer};
+use kiln_io::{Fingerprint, Fingerprinter, WriteSummary, Writer};
 
 use crate::table::register_tables;
 use crate::{Error, Result};
@@ -38,14 +38,32 @@ pub async fn collect(ctx: &SessionContext, query: &str) -> Result<(SchemaRef, Ve
 /// format cannot hold, an unwritable directory). On error `output` is
 /// untouched.
 pub async fn write(ctx: &SessionContext, query: &str, output: &Path) -> Result<WriteSummary> {
+    Ok(stream_to_file(ctx, query, output, false).await?.0)
+}
+
+/// Stream `query`'s result into `output`; with `fingerprint`, also the
+/// result's fingerprint and schema (one pass over the batches either way).
+pub(crate) async fn stream_to_file(
+    ctx: &SessionContext,
+    query: &str,
+    output: &Path,
+    fingerprint: bool,
+) -> Result<(WriteSummary, Option<(Fingerprint, SchemaRef)>)> {
     kiln_io::Format::from_path(output)?;
     let df = ctx.sql(query).await?;
     let mut stream = df.execute_stream().await?;
-    let mut writer = Writer::create(output, stream.schema())?;
+    let schema = stream.schema();
+    let mut writer = Writer::create(output, schema.clone())?;
+    let mut fp = fingerprint.then(|| Fingerprinter::new(&schema));
     while let Some(batch) = stream.next().await {
-        writer.write(&batch?)?;
+        let batch = batch?;
+        if let Some(fp) = &mut fp {
+            fp.update(&batch)?;
+        }
+        writer.write(&batch)?;
     }
-    Ok(writer.finish()?)
+    let summary = writer.finish()?;
+    Ok((summary, fp.map(|f| (f.finish(), schema))))
 }
 
 /// Register `tables` (`(name, path)` pairs, see [`register_tables`]) on

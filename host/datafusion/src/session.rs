@@ -15,14 +15,14 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
-use futures::StreamExt;
-use kiln_io::{Fingerprinter, WriteSummary, Writer};
+use kiln_io::WriteSummary;
 
 use kiln_store::{
     DatasetRecord, Permission, Registry, RunKind, RunRecord, RunStatus, SqlFunction, SqlRecord,
     SqlTable, TransformParts, VerifyReport,
 };
 
+use crate::query::stream_to_file;
 use crate::{block_on, register, register_files, Error, KilnFunction, Result, Transform};
 
 /// The SQL name of the generic function [`SqlSession`] registers.
@@ -133,14 +133,7 @@ impl SqlSession {
     /// # Errors
     /// As [`register_files`].
     pub fn register_tables(&mut self, tables: &[(&str, &Path)]) -> Result<()> {
-        let mut grouped: Vec<(&str, Vec<PathBuf>)> = Vec::new();
-        for (name, path) in tables {
-            match grouped.iter_mut().find(|(n, _)| n == name) {
-                Some((_, paths)) => paths.push(path.to_path_buf()),
-                None => grouped.push((name, vec![path.to_path_buf()])),
-            }
-        }
-        for (name, paths) in grouped {
+        for (name, paths) in crate::table::group_tables(tables) {
             register_files(&self.ctx, name, &paths)?;
             self.tables
                 .extend(paths.into_iter().map(|p| (name.to_owned(), p)));
@@ -388,16 +381,7 @@ async fn write_fingerprinted(
     query: &str,
     output: &Path,
 ) -> Result<(WriteSummary, kiln_io::Fingerprint, SchemaRef)> {
-    kiln_io::Format::from_path(output)?;
-    let df = ctx.sql(query).await?;
-    let mut stream = df.execute_stream().await?;
-    let schema = stream.schema();
-    let mut writer = Writer::create(output, schema.clone())?;
-    let mut fp = Fingerprinter::new(&schema);
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        fp.update(&batch)?;
-        writer.write(&batch)?;
-    }
-    Ok((writer.finish()?, fp.finish(), schema))
+    let (summary, fp) = stream_to_file(ctx, query, output, true).await?;
+    let (fp, schema) = fp.expect("asked to fingerprint");
+    Ok((summary, fp, schema))
 }

@@ -75,6 +75,15 @@ pub fn register_files(ctx: &SessionContext, name: &str, paths: &[PathBuf]) -> Re
 /// # Errors
 /// As [`register_files`].
 pub fn register_tables(ctx: &SessionContext, tables: &[(&str, &Path)]) -> Result<()> {
+    for (name, paths) in group_tables(tables) {
+        register_files(ctx, name, &paths)?;
+    }
+    Ok(())
+}
+
+/// `(name, path)` pairs grouped by name, in first-seen order: pairs with
+/// the same name are the files of one table.
+pub(crate) fn group_tables<'a>(tables: &[(&'a str, &Path)]) -> Vec<(&'a str, Vec<PathBuf>)> {
     let mut grouped: Vec<(&str, Vec<PathBuf>)> = Vec::new();
     for (name, path) in tables {
         match grouped.iter_mut().find(|(n, _)| n == name) {
@@ -82,10 +91,7 @@ pub fn register_tables(ctx: &SessionContext, tables: &[(&str, &Path)]) -> Result
             None => grouped.push((name, vec![path.to_path_buf()])),
         }
     }
-    for (name, paths) in grouped {
-        register_files(ctx, name, &paths)?;
-    }
-    Ok(())
+    grouped
 }
 
 /// One file of a table: a partition read on a blocking thread.
