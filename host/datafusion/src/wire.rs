@@ -30,6 +30,11 @@
 //! column policies with the store's mask **salt**, which they need to hash
 //! masked columns as `kiln run` does. Do not ship plans with masked
 //! transforms to machines that must not learn the salt.
+//!
+//! `kiln_store::Masking` does not expose its salt (nor its policies: the
+//! sensitivity labels are read back from the schema it writes), so this
+//! build sends an empty salt and refuses to encode a `hash` mask, the only
+//! mask that uses it; `redact` and `bucketize` masks travel.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -402,10 +407,8 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use std::path::PathBuf;
-    use std::sync::OnceLock;
+    use std::sync::{Arc, OnceLock};
 
     use super::*;
 
