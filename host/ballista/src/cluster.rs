@@ -213,7 +213,7 @@ impl LocalCluster {
 ///
 /// # Errors
 /// As [`kiln_datafusion::register`]; [`kiln_datafusion::Error::Wire`] for
-/// a transform without its plugin bytes or with a `hash` mask.
+/// a transform without its plugin bytes.
 pub fn register(ctx: &SessionContext, name: &str, transform: Transform) -> Result<ScalarUDF> {
     let udf = KilnUdf::new(name, transform)?;
     encode_udf(&udf)?;

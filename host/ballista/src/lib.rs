@@ -28,8 +28,8 @@
 //! The plan carries the plugin bytes and, for masked transforms, the
 //! column policies and the store's mask salt. The scheduler and the
 //! executors see them: they are inside the trust boundary (they run the
-//! plugin and must hash as the store does). Kiln refuses to ship a `hash`
-//! mask for now: `kiln_store::Masking` does not expose its salt.
+//! plugin and must hash as the store does). A transform without a `hash`
+//! mask ships no salt.
 //!
 //! # Throughput
 //!

@@ -6,6 +6,7 @@ use arrow::datatypes::Int64Type;
 use datafusion::prelude::ParquetReadOptions;
 use kiln_ballista::{register, LocalCluster};
 use kiln_datafusion::Transform;
+use kiln_store::{ColumnPolicy, Mask, Masking};
 
 use crate::support::*;
 
@@ -51,6 +52,20 @@ fn two_executors_give_kiln_run_bits_with_udfs_shipped_in_the_plan() {
     let scaled = kiln_run(&scaler, &scaler_params, Some(&state), &input);
     let bucket_params = params(r#"{"columns": ["income"], "boundaries": [30000, 60000, 90000]}"#);
     let bucketed = kiln_run(&load("bucketize"), &bucket_params, None, &input);
+    // A principal not cleared for `income` gets it hashed with the store's
+    // salt: executors must hash with the very same key.
+    let masking = Masking::new(
+        [(
+            "income".to_owned(),
+            ColumnPolicy {
+                sensitivity: "pii".into(),
+                mask: Mask::Hash,
+            },
+        )]
+        .into(),
+        std::sync::Arc::from(&b"the store's salt"[..]),
+    );
+    let bucketed_masked = masking.apply(&bucketed).unwrap();
 
     let rt = runtime();
     let (out, plan, cluster) = rt.block_on(async {
@@ -75,11 +90,13 @@ fn two_executors_give_kiln_run_bits_with_udfs_shipped_in_the_plan() {
         .unwrap();
         register(ctx, "kiln_scaler", t).unwrap();
         let t = Transform::from_files(&e, &plugin_path("bucketize"), bucket_params, None).unwrap();
-        register(ctx, "kiln_bucket", t).unwrap();
+        register(ctx, "kiln_bucket", t.clone()).unwrap();
+        register(ctx, "kiln_bucket_masked", t.with_masking(masking.clone())).unwrap();
         let sql = "SELECT customer_id, \
                    kiln_scaler(age, income) AS z, \
                    kiln_scaler(age, income)['age'] AS age_z, \
-                   kiln_bucket(income) AS b \
+                   kiln_bucket(income) AS b, \
+                   kiln_bucket_masked(income) AS bm \
                    FROM customers ORDER BY customer_id";
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         let plan = ctx
@@ -95,6 +112,7 @@ fn two_executors_give_kiln_run_bits_with_udfs_shipped_in_the_plan() {
     assert_eq!(out.num_rows(), 12_000);
     assert_matches_kiln_run(&out, "z", &scaled, &["age", "income"]);
     assert_matches_kiln_run(&out, "b", &bucketed, &["income"]);
+    assert_matches_kiln_run(&out, "bm", &bucketed_masked, &["income"]);
     assert_same_bits(
         "age_z",
         out.column_by_name("age_z").unwrap(),
@@ -110,16 +128,16 @@ fn two_executors_give_kiln_run_bits_with_udfs_shipped_in_the_plan() {
     // task plans it received (their registries have no Kiln function:
     // see errors::functions_registered_only_on_the_client_do_not_reach_the_cluster),
     // and loading each plugin once however many tasks it ran. Each task
-    // plan calls a Kiln function 3 times (z, age_z, b).
+    // plan calls a Kiln function 4 times (z, age_z, b, bm).
     let decodes = cluster.executor_decodes();
     assert_eq!(decodes.len(), 2);
     assert!(
-        decodes.iter().all(|&d| d > 0 && d % 3 == 0),
+        decodes.iter().all(|&d| d > 0 && d % 4 == 0),
         "decodes per executor: {decodes:?}"
     );
     assert_eq!(
         decodes.iter().sum::<u64>(),
-        12 * 3,
+        12 * 4,
         "one decode per call per task"
     );
     assert_eq!(cluster.executor_plugins(), vec![2, 2]);

@@ -29,12 +29,8 @@
 //! are inside the trust boundary: they run the plugin, and they get the
 //! column policies with the store's mask **salt**, which they need to hash
 //! masked columns as `kiln run` does. Do not ship plans with masked
-//! transforms to machines that must not learn the salt.
-//!
-//! `kiln_store::Masking` does not expose its salt (nor its policies: the
-//! sensitivity labels are read back from the schema it writes), so this
-//! build sends an empty salt and refuses to encode a `hash` mask, the only
-//! mask that uses it; `redact` and `bucketize` masks travel.
+//! transforms to machines that must not learn the salt. A transform with
+//! no masks (a principal cleared for every column) sends no salt.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -79,17 +75,13 @@ pub fn is_encoded_udf(bytes: &[u8]) -> bool {
 /// Encode `udf` (its SQL name, argument names, transform and masks) as
 /// bytes for [`UdfDecoder::decode`] in another process.
 ///
+/// The column policies travel with the store's salt when a policy hashes
+/// (see the module's note on trust), so executors hash as `kiln run` does.
+///
 /// # Errors
 /// [`Error::Wire`] for a transform without its plugin bytes (built with
 /// [`Transform::from_parts`]: build it with [`Transform::from_files`],
-/// [`Transform::from_bundle`] or [`Transform::from_registry`]), or with a
-/// `hash` column mask (see the note on the salt below); [`Error::Store`]
-/// if the masks cannot be read back.
-///
-/// The masks travel with their salt; `kiln_store::Masking` does not expose
-/// its salt, so this build refuses `hash` masks rather than ship a plan
-/// that would hash with another key. `redact` and `bucketize` masks need
-/// no salt and travel.
+/// [`Transform::from_bundle`] or [`Transform::from_registry`]).
 ///
 /// # Examples
 /// ```no_run
@@ -113,14 +105,13 @@ pub fn encode_udf(udf: &KilnUdf) -> Result<Vec<u8>> {
             t.label()
         ))
     })?;
-    let masks = mask_policies(t.masking())?;
-    if let Some((column, _)) = masks.iter().find(|(_, p)| p.mask == Mask::Hash) {
-        return Err(Error::Wire(format!(
-            "{}() cannot be sent to other processes: column '{column}' of {} has a hash mask, whose salt kiln_store::Masking does not expose; run it in one process, or with a principal cleared for the column",
-            udf.name(),
-            t.label()
-        )));
-    }
+    let masks = t.masking().policies().clone();
+    // Only a hash mask uses the salt: send none otherwise.
+    let salt = if masks.values().any(|p| p.mask == Mask::Hash) {
+        t.masking().salt().to_vec()
+    } else {
+        Vec::new()
+    };
     let header = Header {
         name: udf.name().to_owned(),
         label: t.label().to_owned(),
@@ -130,7 +121,7 @@ pub fn encode_udf(udf: &KilnUdf) -> Result<Vec<u8>> {
         state_id: t.state().map(State::id),
         arg_names: udf.arg_names().map(<[String]>::to_vec),
         masks,
-        salt: Vec::new(),
+        salt,
     };
     let header = serde_json::to_vec(&header)
         .map_err(|e| Error::Wire(format!("encoding {}(): {e}", udf.name())))?;
@@ -160,37 +151,6 @@ pub fn encode_udf(udf: &KilnUdf) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
-}
-
-/// The column policies of `masking`, sensitivity labels included.
-///
-/// `Masking` exposes its masks but not its policies; the labels are read
-/// back from the field metadata its [`Masking::schema`] writes
-/// (`kiln.sensitivity`), on a schema with every masked column as
-/// `Float64` (a type every mask applies to).
-fn mask_policies(masking: &Masking) -> Result<BTreeMap<String, ColumnPolicy>> {
-    let masks = masking.masks();
-    if masks.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let probe = Schema::new(
-        masks
-            .keys()
-            .map(|c| Field::new(c, DataType::Float64, true))
-            .collect::<Vec<_>>(),
-    );
-    let masked = masking.schema(&probe)?;
-    masks
-        .into_iter()
-        .map(|(column, mask)| {
-            let sensitivity = masked
-                .field_with_name(&column)
-                .ok()
-                .and_then(|f| f.metadata().get("kiln.sensitivity").cloned())
-                .unwrap_or_default();
-            Ok((column, ColumnPolicy { sensitivity, mask }))
-        })
-        .collect()
 }
 
 /// Decodes [`encode_udf`]'s bytes into [`KilnUdf`]s, on an executor or a
@@ -482,12 +442,10 @@ mod tests {
         assert_eq!(t.label(), u.label());
         assert_eq!(t.params(), u.params());
         assert_eq!(t.wasm(), u.wasm());
-        assert_eq!(t.masking().masks(), m.masks());
-        assert_eq!(
-            mask_policies(t.masking()).unwrap(),
-            mask_policies(&m).unwrap()
-        );
-        assert_eq!(mask_policies(&m).unwrap()["x"].sensitivity, "pii");
+        assert_eq!(t.masking().policies(), m.policies());
+        assert_eq!(t.masking().policies()["x"].sensitivity, "pii");
+        // No hash mask: the salt stays home.
+        assert_eq!(t.masking().salt(), b"");
         // Decoding again reuses the compiled plugin.
         decoder.decode(&bytes).unwrap();
         assert_eq!((decoder.compiled_plugins(), decoder.decoded()), (1, 2));
@@ -592,7 +550,38 @@ mod tests {
     }
 
     #[test]
-    fn transforms_without_bytes_or_with_hash_masks_are_not_encoded() {
+    fn hash_masks_travel_with_the_salt_and_hash_as_the_client_does() {
+        let m = masking(&[("x", "pii", Mask::Hash)]);
+        let udf = udf(m.clone());
+        let back = UdfDecoder::new(engine())
+            .decode(&encode_udf(&udf).unwrap())
+            .unwrap();
+        assert_eq!(back.transform().masking().salt(), b"salt");
+        assert_eq!(back.transform().masking().policies(), m.policies());
+        // The decoded mask hashes as the client's: the same HMAC key.
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([(
+            "x",
+            Arc::new(arrow::array::StringArray::from(vec!["ada@x.org"])) as arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        let (ours, theirs) = (
+            m.apply(&batch).unwrap(),
+            back.transform().masking().apply(&batch).unwrap(),
+        );
+        assert_eq!(ours, theirs);
+        // python3 -c "import hmac,hashlib;print(hmac.new(b'salt',b'ada@x.org',hashlib.sha256).hexdigest()[:32])"
+        let hashed = theirs
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap()
+            .value(0)
+            .to_owned();
+        assert_eq!(hashed, "9eb06cf8b495b2cc2cc1b5662018cc44");
+    }
+
+    #[test]
+    fn transforms_without_bytes_are_not_encoded() {
         let path = plugin_path("bucketize");
         let params = Params::from_json(r#"{"columns":["x"],"boundaries":[0]}"#).unwrap();
         let plugin = engine().load(&path).unwrap();
@@ -600,12 +589,6 @@ mod tests {
         let e = encode_udf(&KilnUdf::new("kiln_b", t).unwrap()).unwrap_err();
         assert!(
             matches!(&e, Error::Wire(m) if m.contains("Transform::from_files")),
-            "{e}"
-        );
-        let hashed = udf(masking(&[("x", "pii", Mask::Hash)]));
-        let e = encode_udf(&hashed).unwrap_err();
-        assert!(
-            matches!(&e, Error::Wire(m) if m.contains("hash mask")),
             "{e}"
         );
     }

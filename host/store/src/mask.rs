@@ -126,6 +126,20 @@ impl Masking {
             .collect()
     }
 
+    /// Every column's policy (mask and sensitivity label), column → policy.
+    pub fn policies(&self) -> &BTreeMap<String, ColumnPolicy> {
+        &self.columns
+    }
+
+    /// The key `hash` masks are computed with (the store's secret salt).
+    ///
+    /// Key material: only code that sends a masked transform to another
+    /// process inside the same trust boundary (a Ballista executor, which
+    /// must hash as the store does) reads it; never log or record it.
+    pub fn salt(&self) -> &[u8] {
+        &self.salt
+    }
+
     /// The masks that apply to the columns of `schema`, column → mask.
     pub fn applied(&self, schema: &Schema) -> BTreeMap<String, Mask> {
         schema
