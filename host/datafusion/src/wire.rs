@@ -37,7 +37,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::logical_expr::ScalarUDFImpl;
 use kiln_runtime::{Engine, Params, Plugin, State};
 use kiln_store::{ColumnPolicy, Mask, Masking};
