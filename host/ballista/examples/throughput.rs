@@ -3,9 +3,12 @@
 //! 1M-row Parquet file (16 row groups, read as 16 tasks).
 //!
 //! ```text
-//! cargo build --release -p kiln-cli        # builds the plugins
-//! cargo run --release -p kiln-ballista --example ballista_throughput [ROWS]
+//! cargo build --release --workspace --examples   # and the plugins
+//! target/release/examples/ballista_throughput [ROWS]
 //! ```
+//!
+//! (`cargo run -p kiln-ballista` would resolve features for this one
+//! package and rebuild much of the workspace's dependencies.)
 //!
 //! The query aggregates on the executors (`sum` of a scaled column), so
 //! the time is the scan, the plugin calls and a tiny shuffle, not the
@@ -45,7 +48,7 @@ fn main() -> Result<()> {
         .join("../../target/wasm/wasm32-wasip2/plugin/standard_scaler.wasm");
     ensure!(
         plugin.exists(),
-        "{} is missing: run `cargo build --release -p kiln-cli` first",
+        "{} is missing: run `cargo build --release --workspace --examples` first (it builds the plugins)",
         plugin.display()
     );
     let dir = tempfile::tempdir()?;

@@ -33,12 +33,14 @@
 //!
 //! # Throughput
 //!
-//! `cargo run --release -p kiln-ballista --example ballista_throughput` scales a
-//! generated 1M-row Parquet file (16 tasks) on 1 and 2 executors of 1
-//! vcore each. Measured on a 2-core machine shared with another build:
-//! 2.9–3.6M rows/s on 1 executor and 3.7–4.5M rows/s on 2 (1.1–1.3x),
-//! end to end; most of the ~0.3 s per query is Ballista's fixed cost per
-//! job (two stages, 50 ms polls), and 16M rows run at 25M vs 31M rows/s.
+//! `cargo build --release --workspace --examples`, then
+//! `target/release/examples/ballista_throughput [ROWS]`, runs a fitted
+//! standard scaler over a generated Parquet file (16 tasks) on 1 and 2
+//! executors of 1 vcore each. Measured on a 2-core machine (three runs):
+//! 1M rows 3.5–4.2 vs 3.7–4.7M rows/s (0.98–1.35x), 16M rows 29.6–34.8 vs
+//! 37.4–40.4M rows/s (1.11–1.27x), end to end; Ballista's fixed cost per
+//! job (two stages, 50 ms polls) is most of a 1M-row query. See
+//! docs/scale-out.md.
 //!
 //! ```no_run
 //! # async fn f() -> kiln_ballista::Result<()> {
