@@ -16,6 +16,7 @@ mod engine;
 mod large;
 mod pipeline;
 mod plugins;
+mod python_pkg;
 mod registry;
 mod roundtrip;
 mod sandbox;

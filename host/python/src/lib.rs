@@ -1,0 +1,325 @@
+//! # kiln-python: Kiln plugins from Python
+//!
+//! The native module (`kiln._kiln`) of the `kiln` Python package. It runs
+//! the same `.wasm` components, parameters and fitted states as the `kiln`
+//! CLI, through `kiln-runtime`, over Arrow data handed over by the Arrow
+//! PyCapsule interface (`__arrow_c_stream__` / `__arrow_c_array__`): pyarrow
+//! tables and batches, pandas through pyarrow, polars, DuckDB results. No
+//! rows are copied on the way in or out of Python; the GIL is released
+//! while plugins run.
+//!
+//! The map of the crate:
+//! - [`Plugin`]: a plugin with its parameters and (after `fit`, or from a
+//!   state file or the store) its fitted state; `fit`, `transform`.
+//! - [`load`]: a version from a Kiln store by `NAME@TAG` or id, with the
+//!   column masks `kiln run NAME@TAG` applies for the same principal.
+//! - `KilnError`: every Kiln error, with the CLI's message.
+//!
+//! Bit-identity with the CLI: `transform` calls the plugin once per input
+//! batch, in a fresh instance, as `kiln run` does (a row's output does not
+//! depend on its batch); `fit` re-chunks its input into batches of
+//! `batch_size` rows (65,536, `kiln fit`'s default), because a fitted state
+//! can depend on where batches split.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use kiln_runtime::{Engine, Params, State};
+use kiln_store::{Masking, Permission, Registry, Resolved, Store};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::PyTable;
+
+create_exception!(
+    _kiln,
+    KilnError,
+    PyException,
+    "A Kiln error: the plugin, file, column or row, and what to do."
+);
+
+/// `kiln fit`'s default batch size.
+const FIT_BATCH_ROWS: usize = 65_536;
+
+/// One engine per process: compiled plugins are cached by plugin id.
+fn engine() -> PyResult<Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e.clone());
+    }
+    let e = Engine::new().map_err(kiln_err)?;
+    Ok(ENGINE.get_or_init(|| e).clone())
+}
+
+fn kiln_err(e: impl std::fmt::Display) -> PyErr {
+    KilnError::new_err(e.to_string())
+}
+
+/// Parameters from a JSON string, a dict (serialized by Python's `json`),
+/// or none (`{}`).
+fn params_of(py: Python<'_>, params: Option<&Bound<'_, PyAny>>) -> PyResult<Params> {
+    let json = match params {
+        None => "{}".to_owned(),
+        Some(p) if p.is_instance_of::<PyDict>() => py
+            .import("json")?
+            .call_method1("dumps", (p,))?
+            .extract::<String>()?,
+        Some(p) => p.extract::<String>()?,
+    };
+    Params::from_json(&json).map_err(kiln_err)
+}
+
+/// A Kiln plugin with its parameters and fitted state: what `kiln run`
+/// applies. Immutable: `fit` returns a new `Plugin`.
+#[pyclass(frozen, module = "kiln")]
+pub struct Plugin {
+    plugin: kiln_runtime::Plugin,
+    params: Params,
+    state: Option<State>,
+    masking: Masking,
+    label: String,
+}
+
+impl Plugin {
+    fn transform_reader(
+        &self,
+        reader: Box<dyn arrow::record_batch::RecordBatchReader + Send>,
+    ) -> Result<(Vec<RecordBatch>, SchemaRef), kiln_runtime::Error> {
+        let mut transformer = self.plugin.transformer(&self.params, self.state.as_ref())?;
+        let mut schema = transformer.output_schema(&reader.schema())?;
+        if !self.masking.is_empty() {
+            schema = self
+                .masking
+                .schema(&schema)
+                .map_err(|e| kiln_runtime::Error::Internal(e.to_string()))?;
+        }
+        let mut out = Vec::new();
+        let mut rows = 0u64;
+        for batch in reader {
+            let batch = batch.map_err(|e| input_error(&self.label, e))?;
+            let n = batch.num_rows() as u64;
+            let mut o = transformer
+                .apply(&batch)
+                .map_err(|e| e.with_row_offset(rows))?;
+            if !self.masking.is_empty() {
+                o = self
+                    .masking
+                    .apply(&o)
+                    .map_err(|e| kiln_runtime::Error::Internal(e.to_string()))?;
+            }
+            rows += n;
+            out.push(o);
+        }
+        Ok((out, schema))
+    }
+
+    fn fit_reader(
+        &self,
+        reader: Box<dyn arrow::record_batch::RecordBatchReader + Send>,
+        batch_size: usize,
+    ) -> Result<State, kiln_runtime::Error> {
+        let schema = reader.schema();
+        let mut fitter = self.plugin.fitter(&self.params)?;
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut pending_rows = 0usize;
+        let mut fitted = 0u64;
+        let mut feed = |batches: &[RecordBatch], fitter: &mut kiln_runtime::Fitter| {
+            let b = concat_batches(&schema, batches).map_err(|e| input_error(&self.label, e))?;
+            fitted += b.num_rows() as u64;
+            fitter.update(&b)
+        };
+        for batch in reader {
+            let mut batch = batch.map_err(|e| input_error(&self.label, e))?;
+            while pending_rows + batch.num_rows() >= batch_size {
+                let take = batch_size - pending_rows;
+                pending.push(batch.slice(0, take));
+                feed(&pending, &mut fitter)?;
+                pending.clear();
+                pending_rows = 0;
+                batch = batch.slice(take, batch.num_rows() - take);
+            }
+            if batch.num_rows() > 0 {
+                pending_rows += batch.num_rows();
+                pending.push(batch);
+            }
+        }
+        if pending_rows > 0 {
+            feed(&pending, &mut fitter)?;
+        }
+        if fitted == 0 {
+            return Err(kiln_runtime::Error::Internal(format!(
+                "{}: no rows to fit on; fit on data with at least one row",
+                self.label
+            )));
+        }
+        fitter.finish()
+    }
+}
+
+fn input_error(label: &str, e: ArrowError) -> kiln_runtime::Error {
+    kiln_runtime::Error::Internal(format!("{label}: reading the input data: {e}"))
+}
+
+#[pymethods]
+impl Plugin {
+    /// `Plugin(path, params=None, state=None)`: the component at `path`
+    /// (a `.wasm` file) with `params` (a dict or a JSON string) and a
+    /// fitted `state` (a file written by `kiln fit --state-out`, or bytes).
+    #[new]
+    #[pyo3(signature = (path, params=None, state=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        params: Option<&Bound<'_, PyAny>>,
+        state: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Plugin> {
+        let params = params_of(py, params)?;
+        let state = match state {
+            None => None,
+            Some(s) if s.is_instance_of::<PyBytes>() => {
+                Some(State::from_bytes(s.extract::<Vec<u8>>()?))
+            }
+            Some(s) => {
+                let p: PathBuf = s.extract()?;
+                let bytes = std::fs::read(&p).map_err(|e| {
+                    kiln_err(format!(
+                        "reading state file {}: {e}; pass the --state-out file of `kiln fit`",
+                        p.display()
+                    ))
+                })?;
+                Some(State::from_bytes(bytes))
+            }
+        };
+        let engine = engine()?;
+        let plugin = py.detach(|| engine.load(&path)).map_err(kiln_err)?;
+        Ok(Plugin {
+            label: path.display().to_string(),
+            plugin,
+            params,
+            state,
+            masking: Masking::default(),
+        })
+    }
+
+    /// Fit on `data` (anything with `__arrow_c_stream__` or
+    /// `__arrow_c_array__`: a pyarrow Table or RecordBatch, a polars
+    /// DataFrame, ...) and return the fitted plugin. The state is the bytes
+    /// `kiln fit` writes for the same rows.
+    #[pyo3(signature = (data, batch_size=FIT_BATCH_ROWS))]
+    fn fit(&self, py: Python<'_>, data: AnyRecordBatch, batch_size: usize) -> PyResult<Plugin> {
+        let reader = data.into_reader()?;
+        let state = py
+            .detach(|| self.fit_reader(reader, batch_size.max(1)))
+            .map_err(kiln_err)?;
+        Ok(Plugin {
+            plugin: self.plugin.clone(),
+            params: self.params.clone(),
+            state: Some(state),
+            masking: self.masking.clone(),
+            label: self.label.clone(),
+        })
+    }
+
+    /// Apply the plugin to `data` and return a `pyarrow.Table`, one plugin
+    /// call (in a fresh instance) per input batch.
+    fn transform<'py>(&self, py: Python<'py>, data: AnyRecordBatch) -> PyResult<Bound<'py, PyAny>> {
+        let reader = data.into_reader()?;
+        let (batches, schema) = py
+            .detach(|| self.transform_reader(reader))
+            .map_err(kiln_err)?;
+        PyTable::try_new(batches, schema)?.into_pyarrow(py)
+    }
+
+    /// The plugin id (sha256 of the component bytes).
+    #[getter]
+    fn id(&self) -> String {
+        self.plugin.id().to_owned()
+    }
+
+    /// The version id of (plugin, parameters, state), as the store and
+    /// lineage name it.
+    #[getter]
+    fn version_id(&self) -> String {
+        kiln_runtime::version_id(
+            self.plugin.id(),
+            &self.params,
+            self.state.as_ref().map(State::id).as_deref(),
+        )
+    }
+
+    /// The fitted state's bytes, or None.
+    #[getter]
+    fn state<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.state.as_ref().map(|s| PyBytes::new(py, s.as_bytes()))
+    }
+
+    /// The canonical parameters, as JSON.
+    #[getter]
+    fn params(&self) -> String {
+        self.params.as_str().to_owned()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "kiln.Plugin({}, version {})",
+            self.label,
+            &self.version_id()[..12]
+        )
+    }
+}
+
+/// `load(spec, store=".kiln", user=None)`: the version `spec` (`NAME@TAG`
+/// or a version id) from a Kiln store, as `kiln run SPEC` loads it: the
+/// principal (`user`, else `KILN_USER`) needs `run` on the name, and the
+/// column masks it gets are applied to `transform`'s output.
+#[pyfunction]
+#[pyo3(signature = (spec, store=".kiln".into(), user=None))]
+fn load(py: Python<'_>, spec: &str, store: PathBuf, user: Option<String>) -> PyResult<Plugin> {
+    let engine = engine()?;
+    py.detach(|| -> Result<Plugin, String> {
+        let mut s = Store::open(&store, &Default::default(), &mut |_| {}).map_err(|e| e.to_string())?;
+        if let Some(u) = user {
+            s = s.with_actor(u);
+        }
+        let registry = Registry::new(engine, s);
+        let version = match registry.store().resolve_any(spec).map_err(|e| e.to_string())? {
+            Resolved::Version(v) => v,
+            Resolved::Pipeline(_) => {
+                return Err(format!(
+                    "{spec} is a pipeline; kiln.load applies one transform version: load each step's NAME@TAG"
+                ))
+            }
+        };
+        let masking = registry
+            .store()
+            .authorize_spec(spec, &version.id, Permission::Run)
+            .map_err(|e| e.to_string())?;
+        let (plugin, params, state) = registry
+            .load_version(&version)
+            .map_err(|e| e.to_string())?;
+        Ok(Plugin {
+            plugin,
+            params,
+            state,
+            masking,
+            label: spec.to_owned(),
+        })
+    })
+    .map_err(KilnError::new_err)
+}
+
+/// The `kiln._kiln` module.
+#[pymodule]
+fn _kiln(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Plugin>()?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add("KilnError", m.py().get_type::<KilnError>())?;
+    m.add("WIT_VERSION", kiln_runtime::WIT_VERSION)?;
+    Ok(())
+}
