@@ -21,21 +21,22 @@
 //! `batch_size` rows (65,536, `kiln fit`'s default), because a fitted state
 //! can depend on where batches split.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
-use arrow::datatypes::SchemaRef;
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use kiln_runtime::{Engine, Params, State};
-use kiln_store::{Masking, Permission, Registry, Resolved, Store};
+use kiln_store::{ColumnPolicy, Masking, Permission, Registry, Resolved, Store};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3_arrow::input::AnyRecordBatch;
-use pyo3_arrow::PyTable;
+use pyo3_arrow::{PySchema, PyTable};
 
 create_exception!(
     _kiln,
@@ -80,6 +81,9 @@ fn params_of(py: Python<'_>, params: Option<&Bound<'_, PyAny>>) -> PyResult<Para
 #[pyclass(frozen, module = "kiln")]
 pub struct Plugin {
     plugin: kiln_runtime::Plugin,
+    /// The component bytes (their sha256 is the plugin id), kept so that a
+    /// `Plugin` can be pickled to PySpark and Ray workers.
+    wasm: Arc<[u8]>,
     params: Params,
     state: Option<State>,
     masking: Masking,
@@ -92,7 +96,7 @@ impl Plugin {
         reader: Box<dyn arrow::record_batch::RecordBatchReader + Send>,
     ) -> Result<(Vec<RecordBatch>, SchemaRef), kiln_runtime::Error> {
         let mut transformer = self.plugin.transformer(&self.params, self.state.as_ref())?;
-        let mut schema = transformer.output_schema(&reader.schema())?;
+        let mut schema = transformer.output_schema(&plain_schema(&reader.schema()))?;
         if !self.masking.is_empty() {
             schema = self
                 .masking
@@ -102,7 +106,7 @@ impl Plugin {
         let mut out = Vec::new();
         let mut rows = 0u64;
         for batch in reader {
-            let batch = batch.map_err(|e| input_error(&self.label, e))?;
+            let batch = plain_batch(&self.label, batch.map_err(|e| input_error(&self.label, e))?)?;
             let n = batch.num_rows() as u64;
             let mut o = transformer
                 .apply(&batch)
@@ -124,7 +128,7 @@ impl Plugin {
         reader: Box<dyn arrow::record_batch::RecordBatchReader + Send>,
         batch_size: usize,
     ) -> Result<State, kiln_runtime::Error> {
-        let schema = reader.schema();
+        let schema = plain_schema(&reader.schema());
         let mut fitter = self.plugin.fitter(&self.params)?;
         let mut pending: Vec<RecordBatch> = Vec::new();
         let mut pending_rows = 0usize;
@@ -135,7 +139,8 @@ impl Plugin {
             fitter.update(&b)
         };
         for batch in reader {
-            let mut batch = batch.map_err(|e| input_error(&self.label, e))?;
+            let mut batch =
+                plain_batch(&self.label, batch.map_err(|e| input_error(&self.label, e))?)?;
             while pending_rows + batch.num_rows() >= batch_size {
                 let take = batch_size - pending_rows;
                 pending.push(batch.slice(0, take));
@@ -160,6 +165,60 @@ impl Plugin {
         }
         fitter.finish()
     }
+}
+
+/// Arrow's view types (polars exports strings as `Utf8View`) do not cross
+/// the plugin boundary; read them as the plain type with the same values,
+/// as `kiln run` reads such a column from a file. Other types pass as they
+/// are (an unsupported one is refused by the runtime, naming the column).
+fn plain_type(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    }
+}
+
+fn plain_schema(schema: &SchemaRef) -> SchemaRef {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| plain_type(f.data_type()).is_some())
+    {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match plain_type(f.data_type()) {
+            Some(t) => f.as_ref().clone().with_data_type(t),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` with view columns cast to their plain types (see [`plain_type`]).
+fn plain_batch(label: &str, batch: RecordBatch) -> Result<RecordBatch, kiln_runtime::Error> {
+    let schema = plain_schema(batch.schema_ref());
+    if Arc::ptr_eq(&schema, batch.schema_ref()) {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|cols| RecordBatch::try_new(schema, cols))
+        .map_err(|e| input_error(label, e))?;
+    Ok(columns)
 }
 
 fn input_error(label: &str, e: ArrowError) -> kiln_runtime::Error {
@@ -197,10 +256,21 @@ impl Plugin {
             }
         };
         let engine = engine()?;
-        let plugin = py.detach(|| engine.load(&path)).map_err(kiln_err)?;
+        let wasm: Arc<[u8]> = std::fs::read(&path)
+            .map_err(|e| {
+                kiln_err(format!(
+                    "{}: cannot read the plugin: {e}; pass the path of a .wasm component",
+                    path.display()
+                ))
+            })?
+            .into();
+        let plugin = py
+            .detach(|| engine.load_bytes(&wasm, &path))
+            .map_err(kiln_err)?;
         Ok(Plugin {
             label: path.display().to_string(),
             plugin,
+            wasm,
             params,
             state,
             masking: Masking::default(),
@@ -219,6 +289,7 @@ impl Plugin {
             .map_err(kiln_err)?;
         Ok(Plugin {
             plugin: self.plugin.clone(),
+            wasm: self.wasm.clone(),
             params: self.params.clone(),
             state: Some(state),
             masking: self.masking.clone(),
@@ -234,6 +305,54 @@ impl Plugin {
             .detach(|| self.transform_reader(reader))
             .map_err(kiln_err)?;
         PyTable::try_new(batches, schema)?.into_pyarrow(py)
+    }
+
+    /// The schema `transform` returns for input of `schema` (anything with
+    /// `__arrow_c_schema__`, such as a `pyarrow.Schema`), as a
+    /// `pyarrow.Schema`, without running on any rows. PySpark's
+    /// `mapInArrow` needs it up front.
+    fn output_schema<'py>(&self, py: Python<'py>, schema: PySchema) -> PyResult<Bound<'py, PyAny>> {
+        let input = plain_schema(&schema.into_inner());
+        let out = py
+            .detach(|| -> Result<SchemaRef, kiln_runtime::Error> {
+                let mut t = self.plugin.transformer(&self.params, self.state.as_ref())?;
+                let out = t.output_schema(&input)?;
+                if self.masking.is_empty() {
+                    Ok(out)
+                } else {
+                    self.masking
+                        .schema(&out)
+                        .map_err(|e| kiln_runtime::Error::Internal(e.to_string()))
+                }
+            })
+            .map_err(kiln_err)?;
+        PySchema::new(out).into_pyarrow(py)
+    }
+
+    /// Pickling, for PySpark and Ray workers: the component bytes,
+    /// parameters, state, column masks and the version id they must give
+    /// back (checked when unpickled).
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let restore = py.import("kiln._kiln")?.getattr("_restore")?;
+        let masks = if self.masking.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(self.masking.policies()).map_err(kiln_err)?)
+        };
+        let args = (
+            PyBytes::new(py, &self.wasm),
+            self.params.as_str(),
+            self.state.as_ref().map(|s| PyBytes::new(py, s.as_bytes())),
+            masks,
+            PyBytes::new(py, self.masking.salt()),
+            self.label.as_str(),
+            self.version_id(),
+        )
+            .into_pyobject(py)?;
+        Ok((restore, args))
     }
 
     /// The plugin id (sha256 of the component bytes).
@@ -300,11 +419,34 @@ fn load(py: Python<'_>, spec: &str, store: PathBuf, user: Option<String>) -> PyR
             .store()
             .authorize_spec(spec, &version.id, Permission::Run)
             .map_err(|e| e.to_string())?;
-        let (plugin, params, state) = registry
-            .load_version(&version)
+        // What `Registry::load_version` does, keeping the plugin's bytes
+        // (checked against their id by the store) so the result pickles.
+        let store = registry.store();
+        let wasm: Arc<[u8]> = store
+            .plugin_bytes(&version.plugin_id)
+            .map_err(|e| e.to_string())?
+            .into();
+        let plugin = registry
+            .engine()
+            .load_bytes(&wasm, Path::new(spec))
             .map_err(|e| e.to_string())?;
+        let params = Params::from_json(&version.params).map_err(|e| e.to_string())?;
+        let state = version
+            .state_id
+            .as_deref()
+            .map(|s| store.state(s))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let loaded = kiln_runtime::version_id(plugin.id(), &params, state.as_ref().map(State::id).as_deref());
+        if loaded != version.id {
+            return Err(format!(
+                "{spec}: the store's version {} loaded as {loaded}; run `kiln store check`",
+                version.id
+            ));
+        }
         Ok(Plugin {
             plugin,
+            wasm,
             params,
             state,
             masking,
@@ -314,11 +456,59 @@ fn load(py: Python<'_>, spec: &str, store: PathBuf, user: Option<String>) -> PyR
     .map_err(KilnError::new_err)
 }
 
+/// Unpickles a [`Plugin`] (see `Plugin.__reduce__`): compiles the bytes
+/// (once per process; the engine caches by plugin id) and refuses them if
+/// they do not give back the pickled version id.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn _restore(
+    py: Python<'_>,
+    wasm: Vec<u8>,
+    params: &str,
+    state: Option<Vec<u8>>,
+    masks: Option<&str>,
+    salt: Vec<u8>,
+    label: String,
+    version_id: &str,
+) -> PyResult<Plugin> {
+    let engine = engine()?;
+    let wasm: Arc<[u8]> = wasm.into();
+    let plugin = py
+        .detach(|| engine.load_bytes(&wasm, Path::new(&label)))
+        .map_err(kiln_err)?;
+    let params = Params::from_json(params).map_err(kiln_err)?;
+    let masking = match masks {
+        None => Masking::default(),
+        Some(m) => {
+            let policies: BTreeMap<String, ColumnPolicy> =
+                serde_json::from_str(m).map_err(kiln_err)?;
+            Masking::new(policies, salt.into())
+        }
+    };
+    let p = Plugin {
+        plugin,
+        wasm,
+        params,
+        state: state.map(State::from_bytes),
+        masking,
+        label,
+    };
+    if p.version_id() != version_id {
+        return Err(kiln_err(format!(
+            "{}: unpickled as version {}, not {version_id}; the pickle was altered",
+            p.label,
+            p.version_id()
+        )));
+    }
+    Ok(p)
+}
+
 /// The `kiln._kiln` module.
 #[pymodule]
 fn _kiln(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Plugin>()?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(_restore, m)?)?;
     m.add("KilnError", m.py().get_type::<KilnError>())?;
     m.add("WIT_VERSION", kiln_runtime::WIT_VERSION)?;
     Ok(())

@@ -2,77 +2,30 @@
 and state give the same bits from Python as `kiln fit` / `kiln run`.
 
 Run by tests/python_pkg.rs (part of the README's test command), which puts
-the native module that `cargo build --release --workspace` made on
-PYTHONPATH and sets KILN_BIN (the kiln binary) and KILN_PLUGIN_DIR (the
+the native module `cargo test` built on PYTHONPATH and sets KILN_BIN (the kiln binary) and KILN_PLUGIN_DIR (the
 built plugins). Input tables are written by pyarrow (an independent Arrow
 implementation) as Parquet, which the CLI reads.
 """
 
 import json
-import os
-import subprocess
-from pathlib import Path
+import pickle
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
 import kiln
 
-KILN = os.environ["KILN_BIN"]
-PLUGINS = Path(os.environ["KILN_PLUGIN_DIR"])
-SCALER = PLUGINS / "standard_scaler.wasm"
-SCALER_PARAMS = {"columns": ["age", "income"]}
-
-
-def cli(*args):
-    env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run([KILN, *map(str, args)], capture_output=True, text=True, env=env)
-
-
-def cli_ok(*args):
-    out = cli(*args)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
-def read_arrow(path):
-    with ipc.open_file(path) as f:
-        return f.read_all()
-
-
-def customers(rows, seed=7):
-    """`rows` customers: ages with nulls, incomes with one NaN."""
-    rng = np.random.default_rng(seed)
-    age = rng.integers(18, 80, rows).astype("int64")
-    income = rng.normal(50_000, 20_000, rows)
-    income[min(3, rows - 1)] = np.nan
-    age_mask = np.arange(rows) % 13 == 5
-    return pa.table(
-        {
-            "customer_id": pa.array(np.arange(1000, 1000 + rows), pa.int64()),
-            "age": pa.array(age, mask=age_mask),
-            "income": pa.array(income),
-        }
-    )
-
-
-def bits(col):
-    """A column's values as bit patterns (floats) or values, with nulls."""
-    a = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if pa.types.is_float64(a.type):
-        v = a.fill_null(0.0).to_numpy(zero_copy_only=False).view("u8")
-        return [None if a[i].as_py() is None else int(v[i]) for i in range(len(a))]
-    return a.to_pylist()
-
-
-def assert_same_bits(got: pa.Table, want: pa.Table):
-    assert got.schema.names == want.schema.names
-    assert got.schema.types == want.schema.types
-    for name in want.column_names:
-        assert bits(got.column(name)) == bits(want.column(name)), name
+from kiln_testing import (
+    PLUGINS,
+    SCALER,
+    SCALER_PARAMS,
+    assert_same_bits,
+    cli,
+    cli_ok,
+    customers,
+    read_arrow,
+)
 
 
 @pytest.mark.parametrize("rows,row_group", [(500, 128), (150_000, 10_000)])
@@ -131,3 +84,87 @@ def test_errors_raise_kiln_error_with_the_cli_message(tmp_path):
         kiln.Plugin(PLUGINS / "no_such.wasm")
     with pytest.raises(ValueError):
         kiln.Plugin(SCALER, params=SCALER_PARAMS).transform(42)
+
+
+def test_load_applies_the_stores_masks_and_pickles_with_them(tmp_path):
+    """kiln.load gives kiln run NAME@TAG's bits, masks included, and a
+    pickled plugin (what PySpark and Ray workers get) gives the same."""
+    table = customers(400, email=True)
+    data = tmp_path / "c.parquet"
+    pq.write_table(table, data, row_group_size=100)
+    store = tmp_path / "store"
+    params = json.dumps(SCALER_PARAMS)
+    cli_ok("fit", SCALER, "--input", data, "--params", params, "--name", "customers", "--tag", "prod", "--store", store)
+    cli_ok("access", "mask", "customers", "email", "--sensitivity", "pii", "--with", "hash", "--store", store)
+    cli_ok("access", "mask", "customers", "customer_id", "--sensitivity", "pii", "--with", "bucketize:10", "--store", store)
+    out = tmp_path / "out.arrow"
+    cli_ok("run", "customers@prod", "--input", data, "--output", out, "--store", store)
+    want = read_arrow(out)
+    # The masks bite: hashed emails and ids rounded down to tens.
+    assert want.column("email")[0].as_py() != table.column("email")[0].as_py()
+    assert len(want.column("email")[0].as_py()) == 32
+    assert all(v % 10 == 0 for v in want.column("customer_id").to_pylist())
+
+    prod = kiln.load("customers@prod", store=store)
+    got = prod.transform(table)
+    assert_same_bits(got, want)
+    assert prod.output_schema(table.schema) == got.schema
+
+    again = pickle.loads(pickle.dumps(prod))
+    assert again.version_id == prod.version_id
+    assert_same_bits(again.transform(table), want)
+    # The unfitted plugin pickles too (no state, no masks).
+    plain = pickle.loads(pickle.dumps(kiln.Plugin(SCALER, params=SCALER_PARAMS)))
+    assert plain.state is None and plain.params == kiln.Plugin(SCALER, params=SCALER_PARAMS).params
+
+    with pytest.raises(kiln.KilnError, match="no_such"):
+        kiln.load("no_such@prod", store=store)
+
+
+def test_an_altered_pickle_is_refused():
+    fitted = kiln.Plugin(SCALER, params=SCALER_PARAMS).fit(customers(100))
+    restore, args = fitted.__reduce__()
+    args = list(args)
+    args[1] = json.dumps({"columns": ["age"]})  # other parameters, same claimed version
+    with pytest.raises(kiln.KilnError, match="altered"):
+        restore(*args)
+
+
+def test_the_sklearn_benchmark_runs_and_agrees():
+    """The benchmark (host/python/bench) checks Kiln against scikit-learn
+    before it prints; run it small so it keeps working (no timing here)."""
+    pytest.importorskip("sklearn", reason="pip install scikit-learn")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "bench" / "sklearn_vs_kiln.py"
+    out = subprocess.run(
+        [sys.executable, script, "--plugin", SCALER, "--rows", "20000", "--repeat", "1", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["rows"] == 20000 and result["total_ratio"] > 0
+
+
+def test_polars_and_duckdb_cross_by_the_arrow_c_stream():
+    """Anything exporting __arrow_c_stream__ is input: a polars DataFrame
+    and a DuckDB relation give the bits a pyarrow table does. polars hands
+    strings over as Utf8View, which is read as Utf8 (the same values)."""
+    pl = pytest.importorskip("polars", reason="pip install polars")
+    duckdb = pytest.importorskip("duckdb", reason="pip install duckdb")
+    table = customers(3_000, email=True)
+    fitted = kiln.Plugin(SCALER, params=SCALER_PARAMS).fit(table)
+    want = fitted.transform(table)
+    frame = pl.from_arrow(table)
+    assert not isinstance(frame, pa.Table) and hasattr(frame, "__arrow_c_stream__")
+    assert pa.table(frame).schema.field("email").type == pa.string_view()
+    assert_same_bits(fitted.transform(frame), want)
+    assert fitted.fit(frame).state == fitted.state
+    con = duckdb.connect()
+    con.register("customers", table)
+    rel = con.sql("SELECT * FROM customers ORDER BY customer_id")
+    assert hasattr(rel, "__arrow_c_stream__")
+    assert_same_bits(fitted.transform(rel), want)
