@@ -1,6 +1,7 @@
 //! Per-call latency of a 1-row batch through a plugin (fresh instance per call).
 //!
-//! Run: cargo run --release -p kiln-host --example latency -- target/wasm/wasm32-wasip2/plugin/hash_encode.wasm
+//! Run: cargo run --release -p kiln-host --example latency -- target/wasm/wasm32-wasip2/plugin/hash_encode.wasm [CALLS]
+//! (CALLS timed calls, default 5,000; raise it to profile the call path with `perf record`).
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,6 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: latency hash_encode.wasm")?;
     let engine = Engine::new()?;
     let plugin = engine.load(path.as_ref())?;
+    let calls: usize = match std::env::args().nth(2) {
+        Some(n) => n.parse().map_err(|_| "CALLS must be a number")?,
+        None => 5000,
+    };
     let params = Params::from_json(r#"{"columns": ["city"], "buckets": 16}"#)?;
     let mut t = plugin.transformer(&params, None)?;
     let batch = RecordBatch::try_from_iter([(
@@ -22,8 +27,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..200 {
         t.apply(&batch)?;
     }
-    let mut times = Vec::with_capacity(5000);
-    for _ in 0..5000 {
+    let calls = calls.max(100);
+    let mut times = Vec::with_capacity(calls);
+    for _ in 0..calls {
         let t0 = Instant::now();
         t.apply(&batch)?;
         times.push(t0.elapsed().as_nanos() as u64);
@@ -31,8 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_unstable();
     println!(
         "1-row apply: p50 {:.1} µs, p99 {:.1} µs",
-        times[2500] as f64 / 1e3,
-        times[4950] as f64 / 1e3
+        times[calls / 2] as f64 / 1e3,
+        times[calls * 99 / 100] as f64 / 1e3
     );
     Ok(())
 }
