@@ -5,6 +5,7 @@ KILN_BIN (the kiln binary) and KILN_PLUGIN_DIR (the built plugins) are set
 by tests/python_pkg.rs.
 """
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 KILN = os.environ["KILN_BIN"]
 PLUGINS = Path(os.environ["KILN_PLUGIN_DIR"])
@@ -66,3 +68,16 @@ def assert_same_bits(got: pa.Table, want: pa.Table):
     assert got.schema.types == want.schema.types
     for name in want.column_names:
         assert bits(got.column(name)) == bits(want.column(name)), name
+
+
+def cli_fit_and_run(tmp_path, table, row_group_size, params=None):
+    """Write `table` as Parquet with pyarrow, fit the scaler on it and run it
+    with the CLI. Returns (data path, state path, kiln run's output table)."""
+    data = tmp_path / "customers.parquet"
+    pq.write_table(table, data, row_group_size=row_group_size)
+    params = json.dumps(params or SCALER_PARAMS)
+    state = tmp_path / "scaler.state"
+    cli_ok("fit", SCALER, "--input", data, "--params", params, "--state-out", state)
+    out = tmp_path / "out.arrow"
+    cli_ok("run", SCALER, "--input", data, "--params", params, "--state", state, "--output", out)
+    return data, state, read_arrow(out)

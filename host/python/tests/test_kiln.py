@@ -22,6 +22,7 @@ from kiln_testing import (
     SCALER_PARAMS,
     assert_same_bits,
     cli,
+    cli_fit_and_run,
     cli_ok,
     customers,
     read_arrow,
@@ -31,14 +32,7 @@ from kiln_testing import (
 @pytest.mark.parametrize("rows,row_group", [(500, 128), (150_000, 10_000)])
 def test_fit_and_transform_are_bit_identical_to_the_cli(tmp_path, rows, row_group):
     table = customers(rows)
-    data = tmp_path / "customers.parquet"
-    pq.write_table(table, data, row_group_size=row_group)
-    state = tmp_path / "scaler.state"
-    params = json.dumps(SCALER_PARAMS)
-    cli_ok("fit", SCALER, "--input", data, "--params", params, "--state-out", state)
-    out = tmp_path / "out.arrow"
-    cli_ok("run", SCALER, "--input", data, "--params", params, "--state", state, "--output", out)
-    want = read_arrow(out)
+    data, state, want = cli_fit_and_run(tmp_path, table, row_group_size=row_group)
 
     # pyarrow's own chunking (row groups) differs from kiln's batches: fit
     # re-chunks to kiln fit's 65,536 rows, so the state bytes are the same.

@@ -5,15 +5,12 @@ processes, the plugin pickled to them) gives the bits `kiln run` writes.
 Needs pip's ray[data] (.ci/run installs it).
 """
 
-import json
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import kiln
 import kiln.ray
-from kiln_testing import SCALER, SCALER_PARAMS, assert_same_bits, cli_ok, customers, read_arrow
+from kiln_testing import SCALER, SCALER_PARAMS, assert_same_bits, cli_fit_and_run, customers
 
 ray = pytest.importorskip("ray", reason='pip install "ray[data]"')
 
@@ -27,14 +24,8 @@ def cluster():
 
 def test_map_batches_gives_kiln_runs_bits(cluster, tmp_path):
     table = customers(4_000)
-    data = tmp_path / "c.parquet"
-    pq.write_table(table, data, row_group_size=1_000)
-    params = json.dumps(SCALER_PARAMS)
-    state = tmp_path / "scaler.state"
-    cli_ok("fit", SCALER, "--input", data, "--params", params, "--state-out", state)
-    out = tmp_path / "out.arrow"
-    cli_ok("run", SCALER, "--input", data, "--params", params, "--state", state, "--output", out)
-    want = read_arrow(out).sort_by("customer_id")
+    data, state, want = cli_fit_and_run(tmp_path, table, row_group_size=1_000)
+    want = want.sort_by("customer_id")
 
     fitted = kiln.Plugin(SCALER, params=SCALER_PARAMS, state=state)
     ds = ray.data.from_arrow(table).repartition(4)

@@ -12,12 +12,19 @@ import os
 import shutil
 import sys
 
-import pyarrow.parquet as pq
 import pytest
 
 import kiln
 import kiln.spark
-from kiln_testing import SCALER, SCALER_PARAMS, assert_same_bits, cli_ok, customers, read_arrow
+from kiln_testing import (
+    SCALER,
+    SCALER_PARAMS,
+    assert_same_bits,
+    cli_fit_and_run,
+    cli_ok,
+    customers,
+    read_arrow,
+)
 
 pyspark = pytest.importorskip("pyspark", reason="pip install pyspark")
 if shutil.which("java") is None:
@@ -46,14 +53,8 @@ def spark():
 
 def test_map_in_arrow_gives_kiln_runs_bits(spark, tmp_path):
     table = customers(5_000, email=True)
-    data = tmp_path / "c.parquet"
-    pq.write_table(table, data, row_group_size=1_000)
-    params = json.dumps(SCALER_PARAMS)
-    state = tmp_path / "scaler.state"
-    cli_ok("fit", SCALER, "--input", data, "--params", params, "--state-out", state)
-    out = tmp_path / "out.arrow"
-    cli_ok("run", SCALER, "--input", data, "--params", params, "--state", state, "--output", out)
-    want = read_arrow(out).sort_by("customer_id")
+    data, state, want = cli_fit_and_run(tmp_path, table, row_group_size=1_000)
+    want = want.sort_by("customer_id")
 
     fitted = kiln.Plugin(SCALER, params=SCALER_PARAMS, state=state)
     df = spark.read.parquet(str(data)).repartition(3)
@@ -65,6 +66,7 @@ def test_map_in_arrow_gives_kiln_runs_bits(spark, tmp_path):
     assert_same_bits(got, want)
 
     # A version from the store by name: the workers apply its masks too.
+    params = json.dumps(SCALER_PARAMS)
     store = tmp_path / "store"
     cli_ok("fit", SCALER, "--input", data, "--params", params, "--name", "customers", "--tag", "prod", "--store", store)
     cli_ok("access", "mask", "customers", "email", "--sensitivity", "pii", "--with", "hash", "--store", store)
