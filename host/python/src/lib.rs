@@ -10,10 +10,17 @@
 //!
 //! The map of the crate:
 //! - [`Plugin`]: a plugin with its parameters and (after `fit`, or from a
-//!   state file or the store) its fitted state; `fit`, `transform`.
+//!   state file or the store) its fitted state; `fit`, `transform`,
+//!   `output_schema`; it pickles (`__reduce__` / `_restore`) with its
+//!   component bytes so PySpark and Ray workers run the same version.
 //! - [`load`]: a version from a Kiln store by `NAME@TAG` or id, with the
 //!   column masks `kiln run NAME@TAG` applies for the same principal.
 //! - `KilnError`: every Kiln error, with the CLI's message.
+//! - Input normalization: Arrow view types (polars' `Utf8View`) are read as
+//!   their plain types (`plain_batch`), which the contract carries.
+//!
+//! The Python layer (`python/kiln`: `kiln`, `kiln.spark`, `kiln.ray`) and its
+//! pytest suite live beside this crate; see docs/python.md.
 //!
 //! Bit-identity with the CLI: `transform` calls the plugin once per input
 //! batch, in a fresh instance, as `kiln run` does (a row's output does not
