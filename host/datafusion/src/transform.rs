@@ -72,19 +72,8 @@ impl Transform {
         let masking = registry
             .store()
             .authorize_spec(spec, &version.id, Permission::Run)?;
-        // What `Registry::load_version` does, keeping the plugin's bytes
-        // (checked against its id by the store) for `encode_udf`.
-        let store = registry.store();
-        let record = store.plugin(&version.plugin_id)?;
-        let bytes: Arc<[u8]> = store.plugin_bytes(&record.id)?.into();
-        let label = format!("store:{}", &record.id[..record.id.len().min(12)]);
-        let plugin = registry.engine().load_bytes(&bytes, Path::new(&label))?;
-        let params = Params::from_json(&version.params)?;
-        let state = version
-            .state_id
-            .as_deref()
-            .map(|s| store.state(s))
-            .transpose()?;
+        // The plugin's bytes too, for `encode_udf`.
+        let (bytes, plugin, params, state) = registry.load_version_with_bytes(&version)?;
         let mut t = Transform::checked(spec.to_owned(), plugin, params, state)?;
         t.wasm = Some(bytes);
         if t.version_id != version.id {

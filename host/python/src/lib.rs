@@ -141,7 +141,12 @@ impl Plugin {
         let mut pending_rows = 0usize;
         let mut fitted = 0u64;
         let mut feed = |batches: &[RecordBatch], fitter: &mut kiln_runtime::Fitter| {
-            let b = concat_batches(&schema, batches).map_err(|e| input_error(&self.label, e))?;
+            // One input batch covering the chunk is fed as it is (a slice,
+            // no copy); only chunks that straddle input batches are joined.
+            let b = match batches {
+                [one] => one.clone(),
+                many => concat_batches(&schema, many).map_err(|e| input_error(&self.label, e))?,
+            };
             fitted += b.num_rows() as u64;
             fitter.update(&b)
         };
@@ -426,23 +431,9 @@ fn load(py: Python<'_>, spec: &str, store: PathBuf, user: Option<String>) -> PyR
             .store()
             .authorize_spec(spec, &version.id, Permission::Run)
             .map_err(|e| e.to_string())?;
-        // What `Registry::load_version` does, keeping the plugin's bytes
-        // (checked against their id by the store) so the result pickles.
-        let store = registry.store();
-        let wasm: Arc<[u8]> = store
-            .plugin_bytes(&version.plugin_id)
-            .map_err(|e| e.to_string())?
-            .into();
-        let plugin = registry
-            .engine()
-            .load_bytes(&wasm, Path::new(spec))
-            .map_err(|e| e.to_string())?;
-        let params = Params::from_json(&version.params).map_err(|e| e.to_string())?;
-        let state = version
-            .state_id
-            .as_deref()
-            .map(|s| store.state(s))
-            .transpose()
+        // The plugin's bytes too, so the result pickles.
+        let (wasm, plugin, params, state) = registry
+            .load_version_with_bytes(&version)
             .map_err(|e| e.to_string())?;
         let loaded = kiln_runtime::version_id(plugin.id(), &params, state.as_ref().map(State::id).as_deref());
         if loaded != version.id {

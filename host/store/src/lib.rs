@@ -61,7 +61,7 @@ pub use error::{Error, Result};
 pub use lineage::{run_kind_label, DataNode, LineageGraph, LineageNode, NodeKind, RunNode};
 pub use mask::{Mask, Masking};
 pub use registry::{
-    FitOutcome, FitTarget, ParityReport, PipelineFit, PipelineRun, Registry, TraceNode, TraceRun,
-    VerifyReport,
+    FitOutcome, FitTarget, LoadedVersion, ParityReport, PipelineFit, PipelineRun, Registry,
+    TraceNode, TraceRun, VerifyReport,
 };
 pub use store::*;

@@ -19,6 +19,10 @@ use crate::store::{
     Resolved, RunKind, RunRecord, RunStatus, Store, TagMove, TagRef, TransformParts, VersionRecord,
 };
 use crate::{Error, Masking, Result};
+
+/// A version loaded with its plugin's component bytes:
+/// [`Registry::load_version_with_bytes`].
+pub type LoadedVersion = (Arc<[u8]>, Plugin, Params, Option<State>);
 use kiln_io::job::{self, JobOptions};
 use kiln_io::{self as io, ReadOptions};
 use kiln_pipeline::{Gates, Pipeline, PipelineSpec};
@@ -420,14 +424,28 @@ impl Registry {
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Store`] for tampered bytes.
     pub fn load_version(&self, v: &VersionRecord) -> Result<(Plugin, Params, Option<State>)> {
-        let plugin = self.plugin(&v.plugin_id)?;
+        let (_, plugin, params, state) = self.load_version_with_bytes(v)?;
+        Ok((plugin, params, state))
+    }
+
+    /// As [`Registry::load_version`], with the plugin's component bytes
+    /// (checked against the plugin id by the store): for callers that ship
+    /// the version to other processes (Ballista executors, Python workers).
+    ///
+    /// # Errors
+    /// As [`Registry::load_version`].
+    pub fn load_version_with_bytes(&self, v: &VersionRecord) -> Result<LoadedVersion> {
+        let rec = self.store.plugin(&v.plugin_id)?;
+        let bytes: Arc<[u8]> = self.store.plugin_bytes(&rec.id)?.into();
+        let label = format!("store:{}", &rec.id[..rec.id.len().min(12)]);
+        let plugin = self.engine.load_bytes(&bytes, Path::new(&label))?;
         let params = Params::from_json(&v.params)?;
         let state = v
             .state_id
             .as_deref()
             .map(|s| self.store.state(s))
             .transpose()?;
-        Ok((plugin, params, state))
+        Ok((bytes, plugin, params, state))
     }
 
     /// Register a plugin, parameters and state given as files (the
