@@ -168,6 +168,38 @@ pub fn splice(
     )?)
 }
 
+/// Replace column `name` of a batch the plugin owns by what `f` makes of it.
+/// `f` gets the column's only reference (unless the caller shares the
+/// batch), so it can rewrite the buffers in place with
+/// [`crate::output::unary_mut`]; it returns the new field and array, which
+/// take the column's position.
+///
+/// # Errors
+/// A missing column; what `f` returns; an array of another length.
+pub fn replace_with(
+    batch: RecordBatch,
+    name: &str,
+    f: impl FnOnce(&Field, ArrayRef) -> Result<(Field, ArrayRef)>,
+) -> Result<RecordBatch> {
+    let idx = batch
+        .schema_ref()
+        .index_of(name)
+        .map_err(|_| missing(batch.schema_ref(), name))?;
+    let (schema, mut columns, rows) = batch.into_parts();
+    let placeholder = arrow_array::new_empty_array(&DataType::Null);
+    let column = std::mem::replace(&mut columns[idx], placeholder);
+    let (field, array) = f(schema.field(idx), column)?;
+    columns[idx] = array;
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[idx] = field;
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
 /// Same as [`splice`] but on a schema, for `output_schema`.
 pub fn splice_schema(schema: &Schema, name: &str, new: Vec<Field>, keep: bool) -> Result<Schema> {
     let idx = schema.index_of(name).map_err(|_| missing(schema, name))?;

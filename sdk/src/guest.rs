@@ -104,11 +104,10 @@ impl<T: FittedTransform> t::GuestTransformer for Configured<T> {
     }
 
     fn apply(&self, input: w::Batch) -> Result<w::Batch, w::Error> {
-        let batch = import_batch(input)?;
-        let out = self.0.transform(&batch)?;
-        // Input buffers passed through to the output become unshared here,
-        // so the export can hand them back without a copy.
-        drop(batch);
+        // The plugin owns the batch: input buffers it passes through or
+        // rewrites in place are unshared when it returns, so the export
+        // hands them back without a copy.
+        let out = self.0.transform_owned(import_batch(input)?)?;
         Ok(export_batch(out)?)
     }
 }

@@ -14,7 +14,9 @@
 //! - [`Error`]: what a plugin reports (invalid parameters, invalid input with
 //!   column and row, invalid state, internal); traps are the host's business.
 //! - [`columns`]: small helpers to look up typed input columns with good errors.
-//! - [`output`]: build output arrays the host receives without a copy.
+//! - [`output`]: build output arrays the host receives without a copy;
+//!   [`output::unary_mut`] rewrites an input column over its own buffer
+//!   when a plugin overrides `transform_owned` (no new memory at all).
 //!
 //! ```
 //! use std::sync::Arc;

@@ -34,6 +34,50 @@ where
     PrimitiveArray::new(scalars(array.len(), values), array.nulls().cloned())
 }
 
+/// `op` applied to every value of `array` (null slots included), written
+/// over `array`'s own values when it holds the only reference to them in a
+/// `Vec<u8>` allocation (as an input column does once the plugin owns the
+/// batch and has taken the column out: [`crate::columns::replace_with`]);
+/// otherwise into a new buffer, as [`unary`]. Either way the result is
+/// what [`unary`] gives and the export hands it over without a copy; in
+/// place it also touches no new memory. The data type (a timestamp's zone,
+/// say) and the nulls are kept.
+pub fn unary_mut<T, F>(array: PrimitiveArray<T>, op: F) -> PrimitiveArray<T>
+where
+    T: ArrowPrimitiveType,
+    F: Fn(T::Native) -> T::Native,
+{
+    let data_type = array.data_type().clone();
+    let (_, values, nulls) = array.into_parts();
+    let len = values.len();
+    let values = match values.into_inner().into_vec::<u8>() {
+        Ok(mut bytes) if bytes.as_ptr().align_offset(align_of::<T::Native>()) == 0 => {
+            // SAFETY: an unshared, unsliced buffer of `len` values is
+            // exactly `len * size_of::<T::Native>()` bytes (`into_vec`
+            // checked), it starts aligned for `T::Native` (checked here),
+            // and nothing else refers to it.
+            let slots = unsafe {
+                std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<T::Native>(), len)
+            };
+            for v in slots.iter_mut() {
+                *v = op(*v);
+            }
+            ScalarBuffer::new(Buffer::from_vec(bytes), 0, len)
+        }
+        // Shared, sliced, or not aligned for `T` (a `Vec<u8>` from an
+        // allocator that gave less than `T`'s alignment): a new buffer.
+        Ok(bytes) => {
+            let old = ScalarBuffer::<T::Native>::new(Buffer::from_slice_ref(&bytes), 0, len);
+            scalars(len, old.iter().map(|&v| op(v)))
+        }
+        Err(shared) => {
+            let old = ScalarBuffer::<T::Native>::new(shared, 0, len);
+            scalars(len, old.iter().map(|&v| op(v)))
+        }
+    };
+    PrimitiveArray::new(values, nulls).with_data_type(data_type)
+}
+
 /// A primitive array of exactly `len` values from `values`, with `nulls`.
 ///
 /// # Panics
@@ -118,6 +162,58 @@ mod tests {
         let bytes = buffer.into_vec::<u8>().expect("an unshared Vec<u8>");
         assert_eq!(bytes.len(), 24);
         assert_eq!(f64::from_le_bytes(bytes[8..16].try_into().unwrap()), 3.0);
+    }
+
+    /// A Float64 array whose values are a `Vec<u8>` allocation only it holds,
+    /// as an input column the guest imported.
+    fn owned_f64(values: &[f64], nulls: Option<NullBuffer>) -> Float64Array {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Float64Array::new(
+            ScalarBuffer::new(Buffer::from_vec(bytes), 0, values.len()),
+            nulls,
+        )
+    }
+
+    #[test]
+    fn unary_mut_rewrites_an_unshared_buffer_in_place() {
+        let nulls = NullBuffer::from(vec![true, false, true, true]);
+        let x = owned_f64(&[1.5, 7.0, -3.0, f64::NAN], Some(nulls.clone()));
+        let before = x.values().as_ptr();
+        let want: Float64Array = x.unary(|v| (v - 1.0) / 2.0);
+        let y = unary_mut(x, |v| (v - 1.0) / 2.0);
+        assert_eq!(y.values().as_ptr(), before, "rewritten in place");
+        assert_eq!(y.nulls(), Some(&nulls));
+        for i in 0..4 {
+            assert_eq!(y.value(i).to_bits(), want.value(i).to_bits(), "row {i}");
+        }
+        // Still a Vec<u8> allocation: the export takes it without a copy.
+        assert!(y.into_parts().1.into_inner().into_vec::<u8>().is_ok());
+    }
+
+    #[test]
+    fn unary_mut_copies_shared_or_sliced_values_and_keeps_the_type() {
+        let x = owned_f64(&[1.0, 2.0, 3.0], None);
+        let shared = x.clone();
+        let y = unary_mut(x, |v| v * 10.0);
+        assert_ne!(y.values().as_ptr(), shared.values().as_ptr());
+        assert_eq!(
+            shared.values().to_vec(),
+            vec![1.0, 2.0, 3.0],
+            "input untouched"
+        );
+        assert_eq!(y.values().to_vec(), vec![10.0, 20.0, 30.0]);
+
+        let sliced = owned_f64(&[1.0, 2.0, 3.0], None).slice(1, 2);
+        assert_eq!(
+            unary_mut(sliced, |v| v + 1.0).values().to_vec(),
+            vec![3.0, 4.0]
+        );
+
+        let ts = arrow_array::TimestampMillisecondArray::from(vec![1_000, 2_000])
+            .with_timezone("Europe/Paris");
+        let moved = unary_mut(ts.clone(), |v| v + 1);
+        assert_eq!(moved.data_type(), ts.data_type());
+        assert_eq!(moved.values().to_vec(), vec![1_001, 2_001]);
     }
 
     #[test]

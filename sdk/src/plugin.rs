@@ -76,6 +76,14 @@ pub trait StatelessTransform: Sized + 'static {
     fn output_schema(&self, input: &Schema) -> Result<Schema>;
     /// Transform one batch.
     fn transform(&self, batch: &RecordBatch) -> Result<RecordBatch>;
+    /// Transform one batch the plugin owns. The guest calls this one; the
+    /// default borrows and calls [`StatelessTransform::transform`].
+    /// Override it to reuse input buffers for the output (see
+    /// [`crate::output::unary_mut`] and [`crate::columns::replace_with`]):
+    /// a column replaced in place then costs no new memory and no copy.
+    fn transform_owned(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        self.transform(&batch)
+    }
 }
 
 /// A transform fitted on data: partial state per batch, merge, finish, then
@@ -110,6 +118,13 @@ pub trait FittedTransform: Sized + 'static {
     fn output_schema(&self, input: &Schema) -> Result<Schema>;
     /// Transform one batch.
     fn transform(&self, batch: &RecordBatch) -> Result<RecordBatch>;
+    /// Transform one batch the plugin owns. The guest calls this one; the
+    /// default borrows and calls [`FittedTransform::transform`]. Override
+    /// it to reuse input buffers for the output (see
+    /// [`crate::output::unary_mut`] and [`crate::columns::replace_with`]).
+    fn transform_owned(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        self.transform(&batch)
+    }
 }
 
 impl<T: StatelessTransform> FittedTransform for T {
@@ -142,6 +157,9 @@ impl<T: StatelessTransform> FittedTransform for T {
     }
     fn transform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         <T as StatelessTransform>::transform(self, batch)
+    }
+    fn transform_owned(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        <T as StatelessTransform>::transform_owned(self, batch)
     }
 }
 

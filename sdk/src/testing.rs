@@ -44,7 +44,51 @@ pub fn apply<T: FittedTransform>(
     let declared = t.output_schema(batch.schema_ref())?;
     let out = t.transform(batch)?;
     check_schema(&declared, out.schema_ref())?;
+    // The guest calls `transform_owned` on a batch only it holds; it must
+    // give the same batch as `transform` (a deep copy makes the buffers
+    // unshared, so an in-place override really runs in place here).
+    let owned = t.transform_owned(deep_copy(batch))?;
+    if owned != out {
+        return Err(crate::Error::Internal(
+            "transform_owned gave another batch than transform".into(),
+        ));
+    }
     Ok(out)
+}
+
+/// A batch with the same values in buffers of its own, each a `Vec<u8>`
+/// allocation as the guest's input buffers are.
+fn deep_copy(batch: &RecordBatch) -> RecordBatch {
+    let arrays = batch
+        .columns()
+        .iter()
+        .map(|c| arrow_array::make_array(copy_data(&c.to_data())))
+        .collect();
+    RecordBatch::try_new_with_options(
+        batch.schema(),
+        arrays,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .expect("a copy of a valid batch is valid")
+}
+
+fn copy_data(d: &arrow_data::ArrayData) -> arrow_data::ArrayData {
+    let own = |b: &arrow_buffer::Buffer| arrow_buffer::Buffer::from_vec(b.as_slice().to_vec());
+    let builder = d
+        .clone()
+        .into_builder()
+        .buffers(d.buffers().iter().map(own).collect())
+        .nulls(d.nulls().map(|n| {
+            arrow_buffer::NullBuffer::new(arrow_buffer::BooleanBuffer::new(
+                own(n.buffer()),
+                n.offset(),
+                n.len(),
+            ))
+        }))
+        .child_data(d.child_data().iter().map(copy_data).collect());
+    builder
+        .build()
+        .expect("a copy of valid array data is valid")
 }
 
 /// Fit on `batches`, then apply to each of them.

@@ -26,6 +26,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use kiln_sdk::arrow_array::cast::AsArray;
 use kiln_sdk::arrow_array::types::Float64Type;
 use kiln_sdk::arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
 use kiln_sdk::arrow_schema::{DataType, Field, Schema};
@@ -314,7 +315,40 @@ impl FittedTransform for StandardScaler {
     }
 
     fn transform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let mut batch = batch.clone();
+        self.transform_owned(batch.clone())
+    }
+
+    /// Float64 columns replaced in place are rewritten over their own
+    /// buffer (no new memory, no copy); other types are widened into a new
+    /// one, and with `suffix` the original is kept, so the output is new.
+    fn transform_owned(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if self.params.suffix.is_none() {
+            let mut batch = batch;
+            for s in &self.stats {
+                let (shift, scale) = self.shift_scale(s);
+                batch = columns::replace_with(batch, &s.column, |field, column| {
+                    let x = match column.as_primitive_opt::<Float64Type>() {
+                        Some(x) => x.clone(),
+                        None => columns::array_as_f64(column.as_ref()).ok_or_else(|| {
+                            columns::wrong_type(
+                                &s.column,
+                                "a numeric type (integer or float)",
+                                column.data_type(),
+                            )
+                        })?,
+                    };
+                    // The column's last other reference goes here, so
+                    // `unary_mut` may write over its values.
+                    drop(column);
+                    let y = output::unary_mut(x, |v| (v - shift) / scale);
+                    let nullable = field.is_nullable() || y.null_count() > 0;
+                    let field = Field::new(field.name(), DataType::Float64, nullable);
+                    Ok((field, Arc::new(y) as ArrayRef))
+                })?;
+            }
+            return Ok(batch);
+        }
+        let mut batch = batch;
         for s in &self.stats {
             let x = columns::numeric_as_f64(&batch, &s.column)?;
             let (shift, scale) = self.shift_scale(s);
