@@ -2,12 +2,14 @@
 //!
 //! This is what `kiln fit` and `kiln run` do, kept in the library so that
 //! embedders get it without the CLI. Inputs stream batch by batch (memory is
-//! bounded by one batch plus the plugin's own state); the output is written
+//! bounded by a few batches plus the plugin's own state); a run reads,
+//! transforms and writes on three threads, so decoding and encoding overlap
+//! the plugin calls, with batches kept in input order. The output is written
 //! to a temporary file and renamed over the target only when every batch
 //! succeeded, so a failed run never leaves a half-written or clobbered file.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -223,26 +225,37 @@ pub fn run_files(
             .map_err(|e| Error::data(output, e))?,
         None => output_schema,
     };
-    let mut writer = io::Writer::create(output, output_schema.clone())?;
-    let (mut rows_in, mut rows_out, mut batches) = (0u64, 0u64, 0u64);
-    let mut prints = InputPrints::new(opts.fingerprint, inputs.len(), &input_schema);
-    let mut reader = reader;
-    while let Some(batch) = reader.next() {
-        let batch = batch?;
-        prints.update(reader.file_index(), &batch)?;
-        let out = transformer
-            .apply(&batch)
-            .map_err(|e| e.with_row_offset(rows_in))?;
-        let out = match stage {
-            Some(s) => s.apply(out).map_err(|e| Error::data(output, e))?,
-            None => out,
-        };
-        writer.write(&out)?;
-        rows_in += batch.num_rows() as u64;
-        rows_out += out.num_rows() as u64;
-        batches += 1;
-        progress(rows_in);
-    }
+    let writer = io::Writer::create(output, output_schema.clone())?;
+    let prints = InputPrints::new(opts.fingerprint, inputs.len(), &input_schema);
+    let (outcome, writer, prints) = std::thread::scope(|scope| {
+        // Three stages on their own threads, so decoding the next batch and
+        // encoding the last one overlap the plugin call: read (and
+        // fingerprint) -> transform (this thread) -> write. Each channel
+        // holds at most IN_FLIGHT batches, which bounds memory.
+        let (read_tx, read_rx) = mpsc::sync_channel::<Result<RecordBatch>>(IN_FLIGHT);
+        let (write_tx, write_rx) = mpsc::sync_channel::<RecordBatch>(IN_FLIGHT);
+        let reading = scope.spawn(move || read_stage(reader, prints, &read_tx));
+        let writing = scope.spawn(move || write_stage(writer, write_rx));
+        let outcome = transform_stage(
+            &mut transformer,
+            stage,
+            output,
+            read_rx,
+            &write_tx,
+            progress,
+        );
+        // Closing the channels stops the other stages: the writer drains
+        // what it was sent, the reader stops at its next send.
+        drop(write_tx);
+        let writer = join(writing);
+        let prints = join(reading);
+        (outcome, writer, prints)
+    });
+    // The first failure wins: a read or transform error (the writer then
+    // holds an unfinished temporary file, removed on drop), else a write
+    // error. Only a job where every stage succeeded renames the output.
+    let (rows_in, rows_out, batches) = outcome?;
+    let writer = writer?;
     let written = writer.finish()?;
     // The output as any reader will see it (a CSV's types are inferred
     // again), so that `kiln lineage trace` on the file finds this run.
@@ -262,6 +275,75 @@ pub fn run_files(
         output_fingerprint,
         elapsed: start.elapsed(),
     })
+}
+
+/// Batches in flight between two stages of [`run_files`].
+const IN_FLIGHT: usize = 2;
+
+/// Read every batch (fingerprinting it) and send it on; stop at the first
+/// error (sent on) or when the transform stage hangs up.
+fn read_stage(
+    mut reader: io::MultiReader,
+    mut prints: InputPrints,
+    tx: &mpsc::SyncSender<Result<RecordBatch>>,
+) -> InputPrints {
+    while let Some(batch) = reader.next() {
+        let batch = batch.and_then(|b| prints.update(reader.file_index(), &b).map(|()| b));
+        let failed = batch.is_err();
+        if tx.send(batch).is_err() || failed {
+            break;
+        }
+    }
+    prints
+}
+
+/// Apply the plugin (and the output stage) to each batch read, in order,
+/// and send the results to the writer; returns rows in, rows out and
+/// batches, or the first error, with rows counted across all inputs.
+fn transform_stage(
+    transformer: &mut kiln_runtime::Transformer,
+    stage: Option<&dyn OutputStage>,
+    output: &Path,
+    batches_in: mpsc::Receiver<Result<RecordBatch>>,
+    tx: &mpsc::SyncSender<RecordBatch>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(u64, u64, u64)> {
+    let (mut rows_in, mut rows_out, mut batches) = (0u64, 0u64, 0u64);
+    for batch in batches_in {
+        let batch = batch?;
+        let out = transformer
+            .apply(&batch)
+            .map_err(|e| e.with_row_offset(rows_in))?;
+        let out = match stage {
+            Some(s) => s.apply(out).map_err(|e| Error::data(output, e))?,
+            None => out,
+        };
+        rows_in += batch.num_rows() as u64;
+        rows_out += out.num_rows() as u64;
+        batches += 1;
+        if tx.send(out).is_err() {
+            // The writer failed; its error is what the job reports.
+            break;
+        }
+        progress(rows_in);
+    }
+    Ok((rows_in, rows_out, batches))
+}
+
+/// Write every batch received; the writer comes back unfinished, for the
+/// job to finish (rename into place) only if every stage succeeded.
+fn write_stage(mut writer: io::Writer, rx: mpsc::Receiver<RecordBatch>) -> Result<io::Writer> {
+    for batch in rx {
+        writer.write(&batch)?;
+    }
+    Ok(writer)
+}
+
+/// Join a stage's thread, passing a panic on as it is.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn read_options(opts: &JobOptions) -> ReadOptions {
