@@ -33,3 +33,36 @@ fn second_load_of_the_same_bytes_skips_compilation() {
     assert_eq!(a.id(), plugin_id(&bytes));
     assert_eq!(a.id().len(), 64);
 }
+
+/// Instances of large calls are dropped by the engine's reaper thread, not
+/// by the caller: they must still all go back to the pool. 600 calls in a
+/// row is more than the pool's 256 instance slots, so an instance that was
+/// never dropped would make a later call fail as busy.
+#[test]
+fn instances_dropped_off_thread_all_return_to_the_pool() {
+    use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch};
+    use arrow::datatypes::UInt32Type;
+    use kiln_host::Params;
+    use std::sync::Arc;
+
+    let engine = Engine::new().unwrap();
+    let plugin = engine.load(&plugin_path("bucketize")).unwrap();
+    let params = Params::from_json(r#"{"columns": ["x"], "boundaries": [0, 10, 100]}"#).unwrap();
+    let mut t = plugin.transformer(&params, None).unwrap();
+    // 1 MB of doubles: well above the size from which the reaper drops.
+    let x: Float64Array = (0..131_072).map(|i| f64::from(i % 200) - 50.0).collect();
+    let batch = RecordBatch::try_from_iter([("x", Arc::new(x) as ArrayRef)]).unwrap();
+    for call in 0..600 {
+        let out = t
+            .apply(&batch)
+            .unwrap_or_else(|e| panic!("call {call}: {e}"));
+        let col = out.column_by_name("x").unwrap();
+        let b = col.as_primitive::<UInt32Type>();
+        assert_eq!(b.len(), 131_072);
+        // By hand: -50 -> 0 (below 0), 5 -> 1, 50 -> 2, 149 -> 3.
+        assert_eq!(
+            [b.value(0), b.value(55), b.value(100), b.value(199)],
+            [0, 1, 2, 3]
+        );
+    }
+}

@@ -171,10 +171,20 @@ fn deep_recursion_is_a_stack_overflow_trap() {
 fn hidden_state_cannot_make_output_depend_on_call_history() {
     let p = load("counter");
     let mut t = p.transformer(&Params::empty(), None).unwrap();
-    for _ in 0..5 {
-        let out = t.apply(&small_batch()).unwrap();
-        let calls = out.column(0).as_primitive::<arrow::datatypes::UInt64Type>();
-        assert_eq!(calls.value(0), 1, "every call starts from a fresh instance");
+    // Large batches (800 KB) leave their instance to the engine's reaper
+    // thread to drop; small ones are dropped in place. Neither path may
+    // hand a used instance to the next call.
+    let large = RecordBatch::try_from_iter([(
+        "x",
+        Arc::new(Int64Array::from_iter_values(0..100_000)) as ArrayRef,
+    )])
+    .unwrap();
+    for batch in [small_batch(), large.clone(), small_batch(), large] {
+        for _ in 0..5 {
+            let out = t.apply(&batch).unwrap();
+            let calls = out.column(0).as_primitive::<arrow::datatypes::UInt64Type>();
+            assert_eq!(calls.value(0), 1, "every call starts from a fresh instance");
+        }
     }
 }
 

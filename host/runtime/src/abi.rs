@@ -8,12 +8,15 @@
 //! after that skip the per-instance type check, which is sound because they
 //! use exactly the checked signatures on the same component.
 
+use std::mem::ManuallyDrop;
+
 use kiln_wire::{Batch, BatchView, PluginError, Schema};
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentType, Func, Instance, Lift, ResourceAny, TypedFunc,
 };
 use wasmtime::Store;
 
+use crate::engine::Reaper;
 use crate::sandbox::HostState;
 
 /// The exported interface's name, with the contract version this host speaks.
@@ -70,15 +73,61 @@ pub(crate) struct Exports {
 }
 
 /// One instance of a plugin in its own store: what a call runs in.
+///
+/// A session that saw a large batch ([`Session::drop_off_thread`]) hands
+/// its store to the engine's [`Reaper`] when dropped, so the caller does not
+/// pay for resetting the memory the call dirtied; a small one is dropped
+/// in place (waking another thread would cost more than the reset).
 pub(crate) struct Session {
-    pub(crate) store: Store<HostState>,
-    pub(crate) instance: Instance,
+    store: ManuallyDrop<Store<HostState>>,
+    instance: Instance,
+    reaper: Reaper,
+    off_thread: bool,
+}
+
+/// Input bytes from which a session is dropped by the reaper: below this,
+/// the reset of its memory takes less than a thread wake-up.
+pub(crate) const REAP_FROM_BYTES: usize = 64 << 10;
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // SAFETY: `store` is never used again; this is the only place it
+        // is taken, once, in `drop`.
+        let store = unsafe { ManuallyDrop::take(&mut self.store) };
+        if self.off_thread {
+            self.reaper.retire(store);
+        }
+    }
 }
 
 impl Session {
+    pub(crate) fn new(store: Store<HostState>, instance: Instance, reaper: Reaper) -> Session {
+        Session {
+            store: ManuallyDrop::new(store),
+            instance,
+            reaper,
+            off_thread: false,
+        }
+    }
+
+    /// Have the reaper drop this session if it is about to carry
+    /// `input_bytes` (at least [`REAP_FROM_BYTES`]).
+    pub(crate) fn drop_off_thread(&mut self, input_bytes: usize) {
+        self.off_thread = input_bytes >= REAP_FROM_BYTES;
+    }
+
+    pub(crate) fn store(&self) -> &Store<HostState> {
+        &self.store
+    }
+
+    pub(crate) fn store_mut(&mut self) -> &mut Store<HostState> {
+        &mut self.store
+    }
+
     fn func(&mut self, idx: &ComponentExportIndex) -> wasmtime::Result<Func> {
-        self.instance
-            .get_func(&mut self.store, idx)
+        let instance = self.instance;
+        instance
+            .get_func(self.store_mut(), idx)
             .ok_or_else(|| wasmtime::format_err!("export vanished"))
     }
 }
@@ -123,27 +172,27 @@ impl Exports {
     /// mismatched contract fails at load, not at its first batch.
     pub(crate) fn check(&self, s: &mut Session) -> wasmtime::Result<()> {
         s.func(&self.describe)?
-            .typed::<(), (InfoRecord,)>(&s.store)?;
+            .typed::<(), (InfoRecord,)>(s.store())?;
         s.func(&self.needs_fit)?
-            .typed::<(&str,), (Result<bool, PluginError>,)>(&s.store)?;
+            .typed::<(&str,), (Result<bool, PluginError>,)>(s.store())?;
         s.func(&self.fit_partial)?
-            .typed::<(&str, BatchView<'_>), (Result<Vec<u8>, PluginError>,)>(&s.store)?;
+            .typed::<(&str, BatchView<'_>), (Result<Vec<u8>, PluginError>,)>(s.store())?;
         s.func(&self.fit_merge)?
-            .typed::<(&str, &[Vec<u8>]), (Result<Vec<u8>, PluginError>,)>(&s.store)?;
+            .typed::<(&str, &[Vec<u8>]), (Result<Vec<u8>, PluginError>,)>(s.store())?;
         s.func(&self.fit_finish)?
-            .typed::<(&str, &[u8]), (Result<Vec<u8>, PluginError>,)>(&s.store)?;
+            .typed::<(&str, &[u8]), (Result<Vec<u8>, PluginError>,)>(s.store())?;
         s.func(&self.configure)?
-            .typed::<(&str, Option<&[u8]>), (Result<ResourceAny, PluginError>,)>(&s.store)?;
+            .typed::<(&str, Option<&[u8]>), (Result<ResourceAny, PluginError>,)>(s.store())?;
         s.func(&self.output_schema)?
-            .typed::<(ResourceAny, &Schema), (Result<Schema, PluginError>,)>(&s.store)?;
+            .typed::<(ResourceAny, &Schema), (Result<Schema, PluginError>,)>(s.store())?;
         s.func(&self.apply)?
-            .typed::<(ResourceAny, BatchView<'_>), (Result<Batch, PluginError>,)>(&s.store)?;
+            .typed::<(ResourceAny, BatchView<'_>), (Result<Batch, PluginError>,)>(s.store())?;
         Ok(())
     }
 
     pub(crate) fn describe(&self, s: &mut Session) -> wasmtime::Result<InfoRecord> {
         let f = unchecked!(s, &self.describe, Describe);
-        Ok(f.call(&mut s.store, ())?.0)
+        Ok(f.call(s.store_mut(), ())?.0)
     }
 
     pub(crate) fn needs_fit(
@@ -152,7 +201,7 @@ impl Exports {
         params: &str,
     ) -> wasmtime::Result<Result<bool, PluginError>> {
         let f = unchecked!(s, &self.needs_fit, NeedsFit<'_>);
-        Ok(f.call(&mut s.store, (params,))?.0)
+        Ok(f.call(s.store_mut(), (params,))?.0)
     }
 
     pub(crate) fn fit_partial(
@@ -162,7 +211,7 @@ impl Exports {
         batch: BatchView<'_>,
     ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
         let f = unchecked!(s, &self.fit_partial, FitPartial<'_>);
-        Ok(f.call(&mut s.store, (params, batch))?.0)
+        Ok(f.call(s.store_mut(), (params, batch))?.0)
     }
 
     pub(crate) fn fit_merge(
@@ -172,7 +221,7 @@ impl Exports {
         states: &[Vec<u8>],
     ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
         let f = unchecked!(s, &self.fit_merge, FitMerge<'_>);
-        Ok(f.call(&mut s.store, (params, states))?.0)
+        Ok(f.call(s.store_mut(), (params, states))?.0)
     }
 
     pub(crate) fn fit_finish(
@@ -182,7 +231,7 @@ impl Exports {
         state: &[u8],
     ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
         let f = unchecked!(s, &self.fit_finish, FitFinish<'_>);
-        Ok(f.call(&mut s.store, (params, state))?.0)
+        Ok(f.call(s.store_mut(), (params, state))?.0)
     }
 
     pub(crate) fn configure(
@@ -192,7 +241,7 @@ impl Exports {
         state: Option<&[u8]>,
     ) -> wasmtime::Result<Result<ResourceAny, PluginError>> {
         let f = unchecked!(s, &self.configure, Configure<'_>);
-        Ok(f.call(&mut s.store, (params, state))?.0)
+        Ok(f.call(s.store_mut(), (params, state))?.0)
     }
 
     pub(crate) fn output_schema(
@@ -202,7 +251,7 @@ impl Exports {
         input: &Schema,
     ) -> wasmtime::Result<Result<Schema, PluginError>> {
         let f = unchecked!(s, &self.output_schema, OutputSchema<'_>);
-        Ok(f.call(&mut s.store, (res, input))?.0)
+        Ok(f.call(s.store_mut(), (res, input))?.0)
     }
 
     pub(crate) fn apply(
@@ -212,7 +261,7 @@ impl Exports {
         batch: BatchView<'_>,
     ) -> wasmtime::Result<Result<Batch, PluginError>> {
         let f = unchecked!(s, &self.apply, Apply<'_>);
-        Ok(f.call(&mut s.store, (res, batch))?.0)
+        Ok(f.call(s.store_mut(), (res, batch))?.0)
     }
 }
 

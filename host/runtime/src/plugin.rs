@@ -247,7 +247,7 @@ impl Plugin {
             .pre
             .instantiate(&mut store)
             .map_err(|e| classify(&self.plugin_ref(), e, &mut store))?;
-        Ok(Session { store, instance })
+        Ok(Session::new(store, instance, engine.reaper()))
     }
 
     /// Whether these parameters need a fitted state.
@@ -359,6 +359,7 @@ impl Plugin {
         let pref = self.plugin_ref();
         let prepared = Prepared::new(batch, sig.0.wire.clone());
         let res = ready.res;
+        ready.session.drop_off_thread(batch.get_array_memory_size());
         let out = call(&mut ready.session, &pref, |s| {
             self.inner.exports.apply(s, res, prepared.view())
         })?
@@ -427,14 +428,14 @@ fn call<R>(
     plugin: &PluginRef,
     f: impl FnOnce(&mut Session) -> wasmtime::Result<R>,
 ) -> Result<R> {
-    let ticks = s.store.data().deadline_ticks;
-    s.store.set_epoch_deadline(ticks);
+    let ticks = s.store().data().deadline_ticks;
+    s.store_mut().set_epoch_deadline(ticks);
     let r = f(s);
-    let stderr = s.store.data().stderr.take();
+    let stderr = s.store().data().stderr.take();
     for line in stderr.lines() {
         tracing::info!(target: "kiln::plugin", plugin = %plugin, "{line}");
     }
-    r.map_err(|e| classify_with(plugin, e, &mut s.store, stderr))
+    r.map_err(|e| classify_with(plugin, e, s.store_mut(), stderr))
 }
 
 /// Turn a wasmtime error from a call into a Kiln error.
@@ -566,6 +567,7 @@ impl Plugin {
         let prepared = Prepared::new(batch, wire);
         let exports = self.inner.exports;
         let mut s = self.session()?;
+        s.drop_off_thread(batch.get_array_memory_size());
         let part = call(&mut s, &pref, |s| {
             exports.fit_partial(s, params.as_str(), prepared.view())
         })?;
