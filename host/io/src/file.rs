@@ -23,11 +23,15 @@ use parquet::file::properties::WriterProperties;
 use kiln_runtime::{Error, Result};
 
 /// How Kiln writes Parquet: Snappy, the codec pyarrow and Spark write by
-/// default (zstd took a quarter of a 1M-row `kiln run`), and no dictionary
+/// default (zstd took a quarter of a 1M-row `kiln run`), no dictionary
 /// for floating-point columns, whose values rarely repeat (trying costs a
-/// hash per value before the writer falls back to plain encoding).
+/// hash per value before the writer falls back to plain encoding), and row
+/// groups of at most [`ROW_GROUP_ROWS`] rows or [`ROW_GROUP_BYTES`] bytes.
 fn parquet_properties(schema: &Schema) -> WriterProperties {
-    let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES));
     for f in schema.fields() {
         if f.data_type().is_floating() {
             b = b.set_column_dictionary_enabled(f.name().as_str().into(), false);
@@ -35,6 +39,18 @@ fn parquet_properties(schema: &Schema) -> WriterProperties {
     }
     b.build()
 }
+
+/// Most rows in a Parquet row group Kiln writes (DuckDB writes 122,880).
+/// The writer holds a whole row group in memory and writes it out when it
+/// is full, so smaller groups bound a job's memory and let the file be
+/// written while the plugin still runs, instead of all of it after the last
+/// batch (arrow-rs's default, 1Mi rows, put 8 MB of writing after the last
+/// call of a 1M-row `kiln run`). Readers split work by row group, too.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Most (estimated, encoded) bytes in a Parquet row group Kiln writes: the
+/// bound on the writer's memory for wide rows.
+pub const ROW_GROUP_BYTES: usize = 64 << 20;
 
 /// Rows read to infer the schema of CSV and JSON-lines files.
 const INFER_ROWS: usize = 1000;
@@ -593,6 +609,38 @@ mod tests {
         w.finish().unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&out), mode(&plain));
+    }
+
+    /// Parquet output is cut into row groups of `ROW_GROUP_ROWS` rows
+    /// whatever the batches written, and reads back unchanged.
+    #[test]
+    fn parquet_row_groups_are_bounded() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.parquet");
+        let rows = 300_000;
+        let x: Float64Array = (0..rows).map(|i| i as f64 * 0.5).collect();
+        let batch = RecordBatch::try_from_iter([("x", Arc::new(x) as ArrayRef)]).unwrap();
+        let mut w = Writer::create(&out, batch.schema()).unwrap();
+        let mut at = 0;
+        while at < rows {
+            let n = 65_536.min(rows - at);
+            w.write(&batch.slice(at, n)).unwrap();
+            at += n;
+        }
+        w.finish().unwrap();
+        let r = SerializedFileReader::new(File::open(&out).unwrap()).unwrap();
+        let groups: Vec<i64> = r
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        // 300,000 = 131,072 + 131,072 + 37,856.
+        assert_eq!(groups, [131_072, 131_072, 37_856]);
+        let (_, back) = read_all(&out, &ReadOptions::default()).unwrap();
+        let back = arrow::compute::concat_batches(&batch.schema(), &back).unwrap();
+        assert_eq!(back, batch);
     }
 
     fn table() -> RecordBatch {

@@ -34,5 +34,6 @@ pub mod job;
 
 pub use file::{
     open, open_many, read_all, Format, MultiReader, ReadOptions, Reader, WriteSummary, Writer,
+    ROW_GROUP_BYTES, ROW_GROUP_ROWS,
 };
 pub use fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
