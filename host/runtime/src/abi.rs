@@ -16,7 +16,7 @@ use wasmtime::component::{
 };
 use wasmtime::Store;
 
-use crate::engine::Reaper;
+use crate::engine::{Engine, Reaper};
 use crate::sandbox::HostState;
 
 /// The exported interface's name, with the contract version this host speaks.
@@ -81,8 +81,8 @@ pub(crate) struct Exports {
 pub(crate) struct Session {
     store: ManuallyDrop<Store<HostState>>,
     instance: Instance,
-    reaper: Reaper,
-    off_thread: bool,
+    /// Set for a session that carries a large batch.
+    reaper: Option<Reaper>,
 }
 
 /// Input bytes from which a session is dropped by the reaper: below this,
@@ -94,26 +94,29 @@ impl Drop for Session {
         // SAFETY: `store` is never used again; this is the only place it
         // is taken, once, in `drop`.
         let store = unsafe { ManuallyDrop::take(&mut self.store) };
-        if self.off_thread {
-            self.reaper.retire(store);
+        match &self.reaper {
+            Some(reaper) => reaper.retire(store),
+            None => drop(store),
         }
     }
 }
 
 impl Session {
-    pub(crate) fn new(store: Store<HostState>, instance: Instance, reaper: Reaper) -> Session {
+    pub(crate) fn new(store: Store<HostState>, instance: Instance) -> Session {
         Session {
             store: ManuallyDrop::new(store),
             instance,
-            reaper,
-            off_thread: false,
+            reaper: None,
         }
     }
 
-    /// Have the reaper drop this session if it is about to carry
-    /// `input_bytes` (at least [`REAP_FROM_BYTES`]).
-    pub(crate) fn drop_off_thread(&mut self, input_bytes: usize) {
-        self.off_thread = input_bytes >= REAP_FROM_BYTES;
+    /// Have `engine`'s reaper drop this session if it is about to carry
+    /// `input_bytes` (at least [`REAP_FROM_BYTES`]); an engine whose calls
+    /// are all small never starts the reaper thread.
+    pub(crate) fn drop_off_thread(&mut self, input_bytes: usize, engine: &Engine) {
+        if input_bytes >= REAP_FROM_BYTES && self.reaper.is_none() {
+            self.reaper = Some(engine.reaper());
+        }
     }
 
     pub(crate) fn store(&self) -> &Store<HostState> {

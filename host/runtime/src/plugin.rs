@@ -247,7 +247,7 @@ impl Plugin {
             .pre
             .instantiate(&mut store)
             .map_err(|e| classify(&self.plugin_ref(), e, &mut store))?;
-        Ok(Session::new(store, instance, engine.reaper()))
+        Ok(Session::new(store, instance))
     }
 
     /// Whether these parameters need a fitted state.
@@ -359,7 +359,9 @@ impl Plugin {
         let pref = self.plugin_ref();
         let prepared = Prepared::new(batch, sig.0.wire.clone());
         let res = ready.res;
-        ready.session.drop_off_thread(batch.get_array_memory_size());
+        ready
+            .session
+            .drop_off_thread(batch.get_array_memory_size(), &self.inner.engine);
         let out = call(&mut ready.session, &pref, |s| {
             self.inner.exports.apply(s, res, prepared.view())
         })?
@@ -567,7 +569,7 @@ impl Plugin {
         let prepared = Prepared::new(batch, wire);
         let exports = self.inner.exports;
         let mut s = self.session()?;
-        s.drop_off_thread(batch.get_array_memory_size());
+        s.drop_off_thread(batch.get_array_memory_size(), &self.inner.engine);
         let part = call(&mut s, &pref, |s| {
             exports.fit_partial(s, params.as_str(), prepared.view())
         })?;
