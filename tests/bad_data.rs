@@ -139,6 +139,36 @@ fn a_failed_run_never_clobbers_or_half_writes_the_output() {
         "rows count across batches: {e}"
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    // Fails while loading, with the reader thread already decoding (and
+    // blocked on its full channel: 300,000 rows are many batches): the
+    // plugin needs a state that is not given, or is not a plugin at all.
+    let big = dir.path().join("big.csv");
+    std::fs::write(&big, format!("plan\n{}", "basic\n".repeat(300_000))).unwrap();
+    let e = kiln_err(&[
+        "run",
+        s(&plugin_path("one_hot")),
+        "--input",
+        s(&big),
+        "--param",
+        "columns=plan",
+        "--output",
+        s(&out),
+        "--batch-size",
+        "1000",
+    ]);
+    assert!(e.contains("need a fitted state"), "{e}");
+    let not_a_plugin = dir.path().join("not_a_plugin.wasm");
+    std::fs::write(&not_a_plugin, b"\0asm garbage").unwrap();
+    let e = kiln_err(&[
+        "run",
+        s(&not_a_plugin),
+        "--input",
+        s(&big),
+        "--output",
+        s(&out),
+    ]);
+    assert!(e.contains("not_a_plugin.wasm"), "{e}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

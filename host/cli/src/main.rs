@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kiln_host::job::{self, JobOptions};
-use kiln_host::{Bundle, Engine, EngineConfig, FitTarget, Params, Plugin, State};
+use kiln_host::{Bundle, Engine, EngineConfig, FitTarget, Params, Plugin, State, Transformer};
 use registry::{LineageCommand, StoreArgs, StoreCommand};
 
 /// Run ML feature transforms as sandboxed WebAssembly components over Arrow data.
@@ -788,8 +788,30 @@ fn run(
         }
     };
     let path = Path::new(spec);
-    let (plugin, summary, recorded, state_id) = if path.exists() {
-        let is_bundle = path.extension().is_some_and(|e| e == "kiln");
+    let is_bundle = path.extension().is_some_and(|e| e == "kiln");
+    let (plugin, summary, recorded, state_id) = if path.exists() && !is_bundle && !store.active() {
+        // A plugin file and nothing to record: load it while the reader
+        // thread starts decoding the input (a cold process spends a few
+        // milliseconds on each).
+        let mut loaded = None;
+        let summary = job::run_files_loading(
+            || -> Result<Transformer> {
+                let plugin = engine.load(path)?;
+                let params = params.resolve(&plugin)?;
+                let state = read_state(state)?;
+                let transformer = job::transformer(&plugin, &params, state.as_ref())?;
+                loaded = Some((plugin, state.as_ref().map(State::id)));
+                Ok(transformer)
+            },
+            &data.inputs,
+            output,
+            &opts,
+            &mut progress,
+        )?;
+        let (plugin, state_id) =
+            loaded.ok_or_else(|| anyhow::anyhow!("the job ran without loading the plugin"))?;
+        (plugin, summary, None, state_id)
+    } else if path.exists() {
         let (bytes, plugin, params, state) = if is_bundle {
             if params.given() || state.is_some() {
                 anyhow::bail!(
@@ -809,15 +831,7 @@ fn run(
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             let plugin = engine.load_bytes(&bytes, path)?;
             let params = params.resolve(&plugin)?;
-            let state = match state {
-                Some(p) => {
-                    Some(State::from_bytes(std::fs::read(p).with_context(|| {
-                        format!("cannot read state file {}", p.display())
-                    })?))
-                }
-                None => None,
-            };
-            (bytes, plugin, params, state)
+            (bytes, plugin, params, read_state(state)?)
         };
         let state_id = state.as_ref().map(State::id);
         if store.active() {
@@ -894,6 +908,16 @@ fn run(
         );
     }
     Ok(())
+}
+
+/// The state file given with `--state`, if any.
+fn read_state(path: Option<&Path>) -> Result<Option<State>> {
+    path.map(|p| {
+        std::fs::read(p)
+            .map(State::from_bytes)
+            .with_context(|| format!("cannot read state file {}", p.display()))
+    })
+    .transpose()
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), if known.

@@ -17,7 +17,7 @@ use arrow::datatypes::SchemaRef;
 
 use crate::file::{self as io, ReadOptions};
 use crate::fingerprint::{fingerprint_file, Fingerprint, Fingerprinter};
-use kiln_runtime::{Error, Params, Plugin, Result, State};
+use kiln_runtime::{Error, Params, Plugin, Result, State, Transformer};
 
 /// The error an [`OutputStage`] reports; the job names the output file.
 pub type StageError = Box<dyn std::error::Error + Send + Sync>;
@@ -205,57 +205,111 @@ pub fn run_files(
     opts: &JobOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RunSummary> {
-    let start = Instant::now();
+    // Before reading anything, as the parameters alone decide it.
     if state.is_none() && plugin.needs_fit(params)? {
-        return Err(Error::InvalidState {
-            plugin: plugin.plugin_ref(),
-            message: "these parameters need a fitted state: run `kiln fit` first and pass its --state-out file with --state".into(),
-        });
+        return Err(needs_state(plugin));
     }
+    run_files_loading(
+        || plugin.transformer(params, state),
+        inputs,
+        output,
+        opts,
+        progress,
+    )
+}
+
+/// The transformer a run applies: `plugin` configured with `params` and
+/// `state`, checked first for a state the parameters need.
+///
+/// # Errors
+/// [`Error::InvalidState`] if the plugin needs a state and none is given;
+/// what configuring the plugin reports.
+pub fn transformer(plugin: &Plugin, params: &Params, state: Option<&State>) -> Result<Transformer> {
+    if state.is_none() && plugin.needs_fit(params)? {
+        return Err(needs_state(plugin));
+    }
+    plugin.transformer(params, state)
+}
+
+fn needs_state(plugin: &Plugin) -> Error {
+    Error::InvalidState {
+        plugin: plugin.plugin_ref(),
+        message: "these parameters need a fitted state: run `kiln fit` first and pass its --state-out file with --state".into(),
+    }
+}
+
+/// [`run_files`] for a caller that has not loaded its plugin yet: `load`
+/// runs on this thread while the inputs are opened and their first batches
+/// decode on the reader thread, so a cold process (`kiln run`) pays for
+/// loading the plugin (reading, hashing, mapping its compiled code,
+/// configuring it) and for starting to read at the same time. `load`
+/// returns the transformer to apply, typically from [`transformer`]; its
+/// error ends the job before the output exists. The summary's `elapsed`
+/// includes `load`.
+///
+/// `load` may fail with an error type of the caller's (a CLI's
+/// `anyhow::Error`, say) that Kiln's errors convert into.
+///
+/// # Errors
+/// As [`run_files`], and what `load` returns.
+pub fn run_files_loading<E: From<Error>>(
+    load: impl FnOnce() -> std::result::Result<Transformer, E>,
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &JobOptions,
+    progress: &mut dyn FnMut(u64),
+) -> std::result::Result<RunSummary, E> {
+    let start = Instant::now();
     // Refuse an unknown output format before reading anything.
     io::Format::from_path(output)?;
     let reader = io::open_many(inputs, &read_options(opts))?;
     let input_schema = reader.schema();
-    let mut transformer = plugin.transformer(params, state)?;
-    let output_schema = transformer.output_schema(&input_schema)?;
-    let stage = opts.output_stage.as_deref();
-    let output_schema = match stage {
-        Some(s) => s
-            .schema(&output_schema)
-            .map_err(|e| Error::data(output, e))?,
-        None => output_schema,
-    };
-    let writer = io::Writer::create(output, output_schema.clone())?;
     let prints = InputPrints::new(opts.fingerprint, inputs.len(), &input_schema);
-    let (outcome, writer, prints) = std::thread::scope(|scope| {
+    let (outcome, prints) = std::thread::scope(|scope| {
         // Three stages on their own threads, so decoding the next batch and
         // encoding the last one overlap the plugin call: read (and
         // fingerprint) -> transform (this thread) -> write. Each channel
-        // holds at most IN_FLIGHT batches, which bounds memory.
+        // holds at most IN_FLIGHT batches, which bounds memory. The reader
+        // starts first: it decodes while this thread loads the plugin.
         let (read_tx, read_rx) = mpsc::sync_channel::<Result<RecordBatch>>(IN_FLIGHT);
-        let (write_tx, write_rx) = mpsc::sync_channel::<RecordBatch>(IN_FLIGHT);
         let reading = scope.spawn(move || read_stage(reader, prints, &read_tx));
-        let writing = scope.spawn(move || write_stage(writer, write_rx));
-        let outcome = transform_stage(
-            &mut transformer,
-            stage,
-            output,
-            read_rx,
-            &write_tx,
-            progress,
-        );
-        // Closing the channels stops the other stages: the writer drains
-        // what it was sent, the reader stops at its next send.
-        drop(write_tx);
-        let writer = join(writing);
-        let prints = join(reading);
-        (outcome, writer, prints)
+        // Dropping `read_rx` on an early return stops the reader at its
+        // next send.
+        let outcome = (|| -> std::result::Result<_, E> {
+            let mut transformer = load()?;
+            let output_schema = transformer.output_schema(&input_schema)?;
+            let stage = opts.output_stage.as_deref();
+            let output_schema = match stage {
+                Some(s) => s
+                    .schema(&output_schema)
+                    .map_err(|e| Error::data(output, e))?,
+                None => output_schema,
+            };
+            let writer = io::Writer::create(output, output_schema.clone())?;
+            let (write_tx, write_rx) = mpsc::sync_channel::<RecordBatch>(IN_FLIGHT);
+            let writing = scope.spawn(move || write_stage(writer, write_rx));
+            let outcome = transform_stage(
+                &mut transformer,
+                stage,
+                output,
+                read_rx,
+                &write_tx,
+                progress,
+            );
+            // Closing the channel stops the writer once it has written
+            // what it was sent.
+            drop(write_tx);
+            let writer = join(writing);
+            // The first failure wins: a read or transform error (the
+            // writer then holds an unfinished temporary file, removed on
+            // drop), else a write error.
+            let counts = outcome?;
+            Ok((counts, output_schema, writer?))
+        })();
+        (outcome, join(reading))
     });
-    // The first failure wins: a read or transform error (the writer then
-    // holds an unfinished temporary file, removed on drop), else a write
-    // error. Only a job where every stage succeeded renames the output.
-    let (rows_in, rows_out, batches) = outcome?;
-    let writer = writer?;
+    // Only a job where every stage succeeded renames the output.
+    let ((rows_in, rows_out, batches), output_schema, writer) = outcome?;
     let written = writer.finish()?;
     // The output as any reader will see it (a CSV's types are inferred
     // again), so that `kiln lineage trace` on the file finds this run.
@@ -301,7 +355,7 @@ fn read_stage(
 /// and send the results to the writer; returns rows in, rows out and
 /// batches, or the first error, with rows counted across all inputs.
 fn transform_stage(
-    transformer: &mut kiln_runtime::Transformer,
+    transformer: &mut Transformer,
     stage: Option<&dyn OutputStage>,
     output: &Path,
     batches_in: mpsc::Receiver<Result<RecordBatch>>,
