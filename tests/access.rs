@@ -18,7 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::serve::{from_ipc, ipc, ARROW};
-use crate::support::{concat, plugin_path, read, s};
+use crate::support::{concat, open_sled, plugin_path, read, s};
 
 const T0: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z in µs
 const HOUR: i64 = 3_600_000_000;
@@ -102,7 +102,7 @@ fn hmac_oracle_matches_rfc_4231_case_2() {
 /// The store's secret mask salt, read from its database (the store must
 /// not be open elsewhere).
 fn salt(store: &Path) -> Vec<u8> {
-    let db = sled::open(store.join("db")).unwrap();
+    let db = open_sled(store);
     let salt = db.get(b"access/salt").unwrap().expect("a salt").to_vec();
     assert_eq!(salt.len(), 32);
     salt

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{customers_csv, halves, kiln, kiln_ok, plugin_path, s};
+use crate::support::{customers_csv, halves, kiln, kiln_ok, open_sled, plugin_path, s};
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
@@ -34,7 +34,7 @@ fn verify(store: &Path) -> (bool, Value) {
 
 /// Edit the store's database as someone with file access would.
 fn tamper(store: &Path, f: impl FnOnce(&sled::Db)) {
-    let db = sled::open(store.join("db")).unwrap();
+    let db = open_sled(store);
     f(&db);
     db.flush().unwrap();
 }
@@ -169,7 +169,7 @@ fn every_tag_move_and_gc_is_audited_and_tampering_is_caught() {
 
     // 1. An edited entry: the reason of the first promotion.
     let original = {
-        let db = sled::open(store.join("db")).unwrap();
+        let db = open_sled(&store);
         db.get(key(3)).unwrap().unwrap().to_vec()
     };
     tamper(&store, |db| {
@@ -197,7 +197,7 @@ fn every_tag_move_and_gc_is_audited_and_tampering_is_caught() {
 
     // 2. A deleted entry in the middle.
     let second = {
-        let db = sled::open(store.join("db")).unwrap();
+        let db = open_sled(&store);
         db.get(key(2)).unwrap().unwrap().to_vec()
     };
     tamper(&store, |db| {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use kiln_host::{Engine, Plugin};
@@ -66,6 +67,27 @@ pub fn kiln_err(args: &[&str]) -> String {
         "a panic reached the user: {stderr}"
     );
     stderr
+}
+
+/// Open a store's sled database directly, as someone with file access
+/// would (the store must not be open in a `kiln` process). sled's
+/// background writer threads can hold the database's file lock for a few
+/// milliseconds after an earlier handle in this test process was dropped,
+/// so a lock conflict is retried for up to ten seconds.
+pub fn open_sled(store: &Path) -> sled::Db {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(store.join("db")) {
+            Ok(db) => return db,
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("opening the database of {}: {e}", store.display()),
+        }
+    }
 }
 
 /// Path as &str for argument lists.

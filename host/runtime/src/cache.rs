@@ -144,9 +144,7 @@ impl DiskCache {
         if key != self.key(plugin_id) {
             return Err("written for another plugin or engine configuration".into());
         }
-        if u64::try_from(payload_len).ok()
-            != Some(u64::from_le_bytes(len.try_into().unwrap_or_default()))
-        {
+        if len != (payload_len as u64).to_le_bytes() {
             return Err("length mismatch (truncated or corrupt)".into());
         }
         if sum != blake3::hash(payload).as_bytes() {
