@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{channel, sync_channel, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -45,7 +44,8 @@ pub(crate) struct EngineInner {
     pub(crate) config: EngineConfig,
     cache: Mutex<HashMap<String, Component>>,
     disk: Option<DiskCache>,
-    ticker: Ticker,
+    /// Held for its `Drop`: the deadline thread stops with the engine.
+    _ticker: Ticker,
     /// Where used stores go to be dropped; started at the first call.
     reaper: OnceLock<Reaper>,
 }
@@ -95,14 +95,37 @@ impl Reaper {
     }
 }
 
+/// The `kiln-epoch` thread, which advances the engine's epoch every
+/// [`TICK`] until the ticker is dropped.
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    /// Dropping it wakes the thread at once: it waits on the channel, not in
+    /// a sleep, so dropping an engine (at the end of every `kiln` process)
+    /// does not wait out the rest of a tick.
+    stop: Option<Sender<()>>,
     handle: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::Engine) -> Result<Ticker> {
+        let (stop, stopped) = channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("kiln-epoch".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the deadline thread: {e}")))?;
+        Ok(Ticker {
+            stop: Some(stop),
+            handle: Some(handle),
+        })
+    }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
@@ -164,19 +187,7 @@ impl Engine {
         crate::sandbox::add_to_linker(&mut linker)
             .map_err(|e| Error::Internal(format!("cannot link WASI: {e}")))?;
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let (engine, stop) = (wasmtime.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("kiln-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(TICK);
-                        engine.increment_epoch();
-                    }
-                })
-                .map_err(|e| Error::Internal(format!("cannot start the deadline thread: {e}")))?
-        };
+        let ticker = Ticker::start(wasmtime.clone())?;
         let disk = config
             .cache_dir
             .clone()
@@ -189,10 +200,7 @@ impl Engine {
                 config,
                 cache: Mutex::new(HashMap::new()),
                 reaper: OnceLock::new(),
-                ticker: Ticker {
-                    stop,
-                    handle: Some(handle),
-                },
+                _ticker: ticker,
             }),
         })
     }
@@ -267,12 +275,6 @@ impl Engine {
     /// How many compiled components the cache holds.
     pub fn cached_components(&self) -> usize {
         self.lock_cache().len()
-    }
-}
-
-impl Drop for EngineInner {
-    fn drop(&mut self) {
-        self.ticker.stop.store(true, Ordering::Relaxed);
     }
 }
 
