@@ -543,6 +543,7 @@ impl Writer {
         };
         r.map_err(|e| Error::data(&self.path, format!("cannot write: {e}")))?;
         self.rows += batch.num_rows() as u64;
+        start_writeback(&self.file);
         Ok(())
     }
 
@@ -590,6 +591,25 @@ impl Writer {
         Ok(WriteSummary { rows, bytes })
     }
 }
+
+/// Start writing the file's dirty pages to disk now, without waiting for
+/// them (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the
+/// `fsync` in [`Writer::finish`] finds most of the file written already
+/// instead of writing all of it at the end (4.5 ms of an 8 MB Parquet
+/// file here). Best effort: an error is ignored, since `fsync` reports
+/// any that matters.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor belongs to `file`, open for the whole call;
+    // the call takes no pointer, so no memory of ours is touched.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File) {}
 
 #[cfg(test)]
 mod tests {
