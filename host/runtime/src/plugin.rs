@@ -334,11 +334,13 @@ impl Plugin {
             self.inner.exports.output_schema(s, res, &wire)
         })?
         .map_err(|e| plugin_error(&pref, e))?;
+        let output_wire = out.clone();
         let output = Arc::new(kiln_wire::import_schema(out).map_err(|e| wire_error(&pref, e))?);
         Ok(Signature(Arc::new(SignatureInner {
             input: input.clone(),
             wire,
             output,
+            output_wire,
         })))
     }
 
@@ -377,7 +379,8 @@ impl Plugin {
                 },
             ));
         }
-        kiln_wire::import_batch(out, Some(&sig.0.output)).map_err(|e| wire_error(&pref, e))
+        kiln_wire::import_batch_declared(out, &sig.0.output, &sig.0.output_wire)
+            .map_err(|e| wire_error(&pref, e))
     }
 }
 
@@ -404,6 +407,9 @@ struct SignatureInner {
     input: SchemaRef,
     wire: kiln_wire::Schema,
     output: SchemaRef,
+    /// `output` as the plugin declared it on the wire: an output batch
+    /// carrying exactly this schema needs no schema conversion.
+    output_wire: kiln_wire::Schema,
 }
 
 impl Signature {

@@ -164,9 +164,41 @@ pub fn import_batch(b: Batch, declared: Option<&SchemaRef>) -> Result<RecordBatc
         }
         None => Arc::new(schema),
     };
-    let rows = usize::try_from(b.num_rows)
-        .map_err(|_| WireError::new(None, format!("row count {} overflows", b.num_rows)))?;
-    let mut arrays = b.arrays.into_iter();
+    import_columns(schema, b.num_rows, b.arrays)
+}
+
+/// [`import_batch`] against a declared schema whose wire form the caller
+/// computed once (`declared_wire`, e.g. what the plugin's `output-schema`
+/// returned): a batch whose wire schema is exactly `declared_wire` skips
+/// converting its schema and comparing it field by field (for a batch of a
+/// few rows, a third of the import); any other batch takes
+/// [`import_batch`]'s full check and gets its error. The arrays are
+/// validated the same way on both paths.
+///
+/// # Errors
+/// As [`import_batch`] with `Some(declared)`.
+pub fn import_batch_declared(
+    b: Batch,
+    declared: &SchemaRef,
+    declared_wire: &Schema,
+) -> Result<RecordBatch, WireError> {
+    if b.schema == *declared_wire {
+        import_columns(declared.clone(), b.num_rows, b.arrays)
+    } else {
+        import_batch(b, Some(declared))
+    }
+}
+
+/// The arrays of a batch of `schema` (already checked), validated and
+/// wrapped as Arrow arrays.
+fn import_columns(
+    schema: SchemaRef,
+    num_rows: u64,
+    arrays: Vec<Array>,
+) -> Result<RecordBatch, WireError> {
+    let rows = usize::try_from(num_rows)
+        .map_err(|_| WireError::new(None, format!("row count {num_rows} overflows")))?;
+    let mut arrays = arrays.into_iter();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         let column = f.name().as_str();

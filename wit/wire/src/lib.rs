@@ -19,7 +19,9 @@
 //! - [`export_schema`] / [`import_schema`]: Arrow schema <-> wire schema.
 //! - [`Prepared`]: a record batch walked into wire form without copying;
 //!   [`import_batch`]: a wire batch validated and wrapped as Arrow arrays
-//!   without copying.
+//!   without copying; [`import_batch_declared`]: the same against a
+//!   declared schema whose wire form is known, skipping the schema's
+//!   conversion when the batch carries exactly that form.
 //! - [`WireError`]: why something could not cross, naming the column.
 //!
 //! ```
@@ -42,7 +44,7 @@ mod error;
 mod schema;
 mod types;
 
-pub use batch::{import_batch, Prepared};
+pub use batch::{import_batch, import_batch_declared, Prepared};
 pub use error::WireError;
 pub use schema::{export_schema, import_schema, MAX_DEPTH};
 pub use types::{

@@ -11,7 +11,7 @@ use arrow_array::{
     UInt8Array,
 };
 use arrow_schema::{DataType, Field, Schema};
-use kiln_wire::{export_schema, import_batch, Prepared};
+use kiln_wire::{export_schema, import_batch, import_batch_declared, Prepared};
 
 fn cases() -> Vec<(&'static str, ArrayRef)> {
     let mut list = ListBuilder::new(Int64Builder::new());
@@ -110,10 +110,16 @@ fn cases() -> Vec<(&'static str, ArrayRef)> {
     ]
 }
 
+/// Through the wire and back, by both imports: the full one and the one
+/// that knows the declared schema's wire form; they must agree.
 fn roundtrip(batch: &RecordBatch) -> RecordBatch {
     let schema = export_schema(batch.schema_ref()).expect("supported types");
-    let wire = Prepared::new(batch, schema).into_batch();
-    import_batch(wire, Some(&batch.schema())).expect("valid batch")
+    let wire = Prepared::new(batch, schema.clone()).into_batch();
+    let fast = import_batch_declared(wire.clone(), &batch.schema(), &schema).expect("valid batch");
+    let full = import_batch(wire, Some(&batch.schema())).expect("valid batch");
+    assert_eq!(fast, full);
+    assert_eq!(fast.schema(), full.schema());
+    full
 }
 
 #[test]
@@ -217,16 +223,29 @@ fn malformed_batches_are_refused_with_the_column() {
         ),
         ("no array", |b| b.arrays.clear(), "fewer arrays"),
     ];
+    // The mutations keep the schema, so the import that knows the declared
+    // wire schema skips the schema check and must still refuse the arrays.
+    let declared_wire = export_schema(batch.schema_ref()).unwrap();
     for (what, mutate, needle) in cases {
         let mut b = good.clone();
         mutate(&mut b);
+        let fast =
+            import_batch_declared(b.clone(), &batch.schema(), &declared_wire).expect_err(what);
         let e = import_batch(b, Some(&batch.schema())).expect_err(what);
         assert!(e.to_string().to_lowercase().contains(needle), "{what}: {e}");
+        assert_eq!(fast, e, "{what}");
     }
     let mut wrong = good.clone();
     wrong.schema.fields[0].data_type = kiln_wire::DataType::Int64;
+    let fast = import_batch_declared(wrong.clone(), &batch.schema(), &declared_wire).unwrap_err();
     let e = import_batch(wrong, Some(&batch.schema())).unwrap_err();
     assert!(e.message.contains("declared"), "{e}");
+    assert_eq!(fast, e);
+    let mut renamed = good.clone();
+    renamed.schema.fields[0].name = "t".into();
+    let e = import_batch_declared(renamed, &batch.schema(), &declared_wire).unwrap_err();
+    assert_eq!(e.column.as_deref(), Some("s"));
+    assert!(e.message.contains("returned column 't'"), "{e}");
 }
 
 #[test]
@@ -239,8 +258,14 @@ fn nulls_in_a_non_nullable_field_are_refused() {
     .unwrap();
     let mut wire = Prepared::new(&loose, export_schema(loose.schema_ref()).unwrap()).into_batch();
     wire.schema.fields[0].nullable = false;
+    // The wire schema is exactly the declared one: the import that skips
+    // the schema check must still find the nulls.
+    let declared_wire = export_schema(&declared).unwrap();
+    assert_eq!(wire.schema, declared_wire);
+    let fast = import_batch_declared(wire.clone(), &declared, &declared_wire).unwrap_err();
     let e = import_batch(wire, Some(&declared)).unwrap_err();
     assert!(e.message.contains("non-nullable"), "{e}");
+    assert_eq!(fast, e);
 }
 
 #[test]
