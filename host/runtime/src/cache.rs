@@ -238,8 +238,7 @@ mod tests {
             ("truncated footer", good[..good.len() - 1].to_vec()),
             ("flipped payload byte", {
                 let mut b = good.clone();
-                let last = b.len() - 1;
-                b[last] ^= 1;
+                b[0] ^= 1;
                 b
             }),
             ("other magic", {
