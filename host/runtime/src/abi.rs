@@ -10,7 +10,7 @@
 
 use std::mem::ManuallyDrop;
 
-use kiln_wire::{Batch, BatchView, PluginError, Schema};
+use kiln_wire::{Batch, BatchView, HostBytes, PluginError, Schema};
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentType, Func, Instance, Lift, ResourceAny, TypedFunc,
 };
@@ -57,7 +57,7 @@ type FitMerge<'a> = TypedFunc<(&'a str, &'a [Vec<u8>]), (Result<Vec<u8>, PluginE
 type FitFinish<'a> = TypedFunc<(&'a str, &'a [u8]), (Result<Vec<u8>, PluginError>,)>;
 type Configure<'a> = TypedFunc<(&'a str, Option<&'a [u8]>), (Result<ResourceAny, PluginError>,)>;
 type OutputSchema<'a> = TypedFunc<(ResourceAny, &'a Schema), (Result<Schema, PluginError>,)>;
-type Apply<'a> = TypedFunc<(ResourceAny, BatchView<'a>), (Result<Batch, PluginError>,)>;
+type Apply<'a> = TypedFunc<(ResourceAny, BatchView<'a>), (Result<Batch<HostBytes>, PluginError>,)>;
 
 /// Where each export of the transform interface is, in one component.
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +189,9 @@ impl Exports {
         s.func(&self.output_schema)?
             .typed::<(ResourceAny, &Schema), (Result<Schema, PluginError>,)>(s.store())?;
         s.func(&self.apply)?
-            .typed::<(ResourceAny, BatchView<'_>), (Result<Batch, PluginError>,)>(s.store())?;
+            .typed::<(ResourceAny, BatchView<'_>), (Result<Batch<HostBytes>, PluginError>,)>(
+                s.store(),
+            )?;
         Ok(())
     }
 
@@ -262,7 +264,7 @@ impl Exports {
         s: &mut Session,
         res: ResourceAny,
         batch: BatchView<'_>,
-    ) -> wasmtime::Result<Result<Batch, PluginError>> {
+    ) -> wasmtime::Result<Result<Batch<HostBytes>, PluginError>> {
         let f = unchecked!(s, &self.apply, Apply<'_>);
         Ok(f.call(s.store_mut(), (res, batch))?.0)
     }

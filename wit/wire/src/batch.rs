@@ -147,6 +147,12 @@ fn push_nodes(d: &ArrayData, out: &mut Vec<Node>) {
     }
 }
 
+/// A buffer as a lifted batch holds it: `Vec<u8>`, or the host's
+/// `HostBytes`; Arrow takes it over without a copy.
+pub trait WireBytes: AsRef<[u8]> + Into<Buffer> {}
+
+impl<B: AsRef<[u8]> + Into<Buffer>> WireBytes for B {}
+
 /// Convert and fully validate a batch from the other side of the boundary.
 ///
 /// With `declared`, the batch must match that schema (names and types, in
@@ -155,7 +161,10 @@ fn push_nodes(d: &ArrayData, out: &mut Vec<Node>) {
 ///
 /// # Errors
 /// The first problem found, naming the column where there is one.
-pub fn import_batch(b: Batch, declared: Option<&SchemaRef>) -> Result<RecordBatch, WireError> {
+pub fn import_batch<B: WireBytes>(
+    b: Batch<B>,
+    declared: Option<&SchemaRef>,
+) -> Result<RecordBatch, WireError> {
     let schema = import_schema(b.schema)?;
     let schema = match declared {
         Some(d) => {
@@ -177,8 +186,8 @@ pub fn import_batch(b: Batch, declared: Option<&SchemaRef>) -> Result<RecordBatc
 ///
 /// # Errors
 /// As [`import_batch`] with `Some(declared)`.
-pub fn import_batch_declared(
-    b: Batch,
+pub fn import_batch_declared<B: WireBytes>(
+    b: Batch<B>,
     declared: &SchemaRef,
     declared_wire: &Schema,
 ) -> Result<RecordBatch, WireError> {
@@ -191,10 +200,10 @@ pub fn import_batch_declared(
 
 /// The arrays of a batch of `schema` (already checked), validated and
 /// wrapped as Arrow arrays.
-fn import_columns(
+fn import_columns<B: WireBytes>(
     schema: SchemaRef,
     num_rows: u64,
-    arrays: Vec<Array>,
+    arrays: Vec<Array<B>>,
 ) -> Result<RecordBatch, WireError> {
     let rows = usize::try_from(num_rows)
         .map_err(|_| WireError::new(None, format!("row count {num_rows} overflows")))?;
@@ -268,9 +277,9 @@ fn check_against(
 }
 
 /// Recursion follows `dt`, whose depth `import_schema` already bounded.
-fn import_array(
+fn import_array<B: WireBytes>(
     dt: &ArrowType,
-    rest: &mut impl Iterator<Item = Array>,
+    rest: &mut impl Iterator<Item = Array<B>>,
     column: &str,
 ) -> Result<ArrayData, WireError> {
     let err = |m: String| WireError::new(Some(column), m);
@@ -306,10 +315,10 @@ fn import_array(
     }
     for (i, (buf, spec)) in a.buffers.iter().zip(&specs).enumerate() {
         if let BufferSpec::FixedWidth { byte_width, .. } = spec {
-            if buf.len() % byte_width != 0 {
+            let len = buf.as_ref().len();
+            if len % byte_width != 0 {
                 return Err(err(format!(
-                    "buffer {i} has {} bytes, not a whole number of {byte_width}-byte elements",
-                    buf.len()
+                    "buffer {i} has {len} bytes, not a whole number of {byte_width}-byte elements"
                 )));
             }
         }
@@ -345,10 +354,10 @@ fn import_array(
     }
     if let Some(v) = &a.validity {
         let need = (offset + len).div_ceil(8);
-        if v.len() < need {
+        let have = v.as_ref().len();
+        if have < need {
             return Err(err(format!(
-                "validity bitmap has {} bytes, needs {need}",
-                v.len()
+                "validity bitmap has {have} bytes, needs {need}"
             )));
         }
     }
@@ -358,8 +367,8 @@ fn import_array(
     ArrayDataBuilder::new(dt.clone())
         .len(len)
         .offset(offset)
-        .null_bit_buffer(a.validity.map(Buffer::from_vec))
-        .buffers(a.buffers.into_iter().map(Buffer::from_vec).collect())
+        .null_bit_buffer(a.validity.map(Into::into))
+        .buffers(a.buffers.into_iter().map(Into::into).collect())
         .child_data(children)
         .align_buffers(true)
         .build()

@@ -14,7 +14,8 @@
 //!   nodes in depth-first pre-order.
 //! - [`Batch`] / [`Array`]: a batch as owned buffers; [`BatchView`] /
 //!   [`ArrayView`]: the same record borrowing Arrow's buffers, for a
-//!   lowering that is the only copy.
+//!   lowering that is the only copy; `HostBytes` (feature `wasmtime`): an
+//!   output buffer lifted with one `memcpy`, into huge pages when large.
 //! - [`PluginError`] / [`InputError`]: what a plugin reports.
 //! - [`export_schema`] / [`import_schema`]: Arrow schema <-> wire schema.
 //! - [`Prepared`]: a record batch walked into wire form without copying;
@@ -41,11 +42,15 @@
 
 mod batch;
 mod error;
+#[cfg(feature = "wasmtime")]
+mod host_bytes;
 mod schema;
 mod types;
 
-pub use batch::{import_batch, import_batch_declared, Prepared};
+pub use batch::{import_batch, import_batch_declared, Prepared, WireBytes};
 pub use error::WireError;
+#[cfg(feature = "wasmtime")]
+pub use host_bytes::{HostBytes, HUGE_PAGE_THRESHOLD};
 pub use schema::{export_schema, import_schema, MAX_DEPTH};
 pub use types::{
     Array, ArrayView, Batch, BatchView, DataType, DecimalType, Field, IndexType, InputError,

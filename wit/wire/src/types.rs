@@ -173,10 +173,13 @@ pub struct Schema {
 /// `offset` applies to the validity bitmap and to every buffer, as in
 /// Arrow's C data interface; `buffers` are the type's layout buffers in
 /// Arrow's order, without the validity bitmap.
+///
+/// `B` is how a buffer is held: `Vec<u8>` on the guest's side and in
+/// tests; the host lifts a plugin's output as [`crate::HostBytes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower))]
 #[cfg_attr(feature = "wasmtime", component(record))]
-pub struct Array {
+pub struct Array<B = Vec<u8>> {
     /// Logical length.
     pub length: u64,
     /// Offset into every buffer, in elements.
@@ -185,24 +188,24 @@ pub struct Array {
     #[cfg_attr(feature = "wasmtime", component(name = "null-count"))]
     pub null_count: u64,
     /// The validity bitmap, if any.
-    pub validity: Option<Vec<u8>>,
+    pub validity: Option<B>,
     /// The layout buffers.
-    pub buffers: Vec<Vec<u8>>,
+    pub buffers: Vec<B>,
 }
 
 /// A record batch as owned buffers (`batch`): one array per field node, in
-/// the schema's pre-order.
+/// the schema's pre-order; `B` as in [`Array`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower))]
 #[cfg_attr(feature = "wasmtime", component(record))]
-pub struct Batch {
+pub struct Batch<B = Vec<u8>> {
     /// The schema.
     pub schema: Schema,
     /// Row count.
     #[cfg_attr(feature = "wasmtime", component(name = "num-rows"))]
     pub num_rows: u64,
     /// Arrays in pre-order.
-    pub arrays: Vec<Array>,
+    pub arrays: Vec<Array<B>>,
 }
 
 /// The `batch` record borrowing its buffers from Arrow allocations, so that
