@@ -66,3 +66,47 @@ fn instances_dropped_off_thread_all_return_to_the_pool() {
         );
     }
 }
+
+/// An output buffer above `HUGE_PAGE_THRESHOLD` (kiln-wire) is lifted into
+/// memory advised into huge pages; it must arrive byte for byte, in every
+/// page (the last ones included), as the same arithmetic done here.
+#[test]
+fn outputs_above_the_huge_page_threshold_arrive_bit_for_bit() {
+    use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
+    use arrow::datatypes::Float64Type;
+    use kiln_host::{Params, State};
+    use std::sync::Arc;
+
+    let rows = 700_000; // 5.6 MB of doubles out
+    assert!(rows * 8 > kiln_host::wire::HUGE_PAGE_THRESHOLD);
+    let engine = Engine::new().unwrap();
+    let plugin = engine.load(&plugin_path("standard_scaler")).unwrap();
+    let params = Params::from_json(r#"{"columns": ["x"]}"#).unwrap();
+    let (mean, std) = (12.5, 3.75);
+    let state = State::from_bytes(
+        format!(r#"[{{"column": "x", "mean": {mean}, "std": {std}}}]"#).into_bytes(),
+    );
+    let mut t = plugin.transformer(&params, Some(&state)).unwrap();
+    let x: Float64Array = (0..rows)
+        .map(|i| (i as f64 * 0.37).sin() * 1e3 + (i % 97) as f64)
+        .collect();
+    let want: Vec<u64> = x
+        .values()
+        .iter()
+        .map(|v| ((v - mean) / std).to_bits())
+        .collect();
+    let batch = RecordBatch::try_from_iter([("x", Arc::new(x) as ArrayRef)]).unwrap();
+    for call in 0..3 {
+        let out = t.apply(&batch).unwrap();
+        let y = out.column(0).as_primitive::<Float64Type>();
+        assert_eq!(y.len(), rows);
+        assert_eq!(y.null_count(), 0);
+        if let Some(row) = (0..rows).find(|&i| y.value(i).to_bits() != want[i]) {
+            panic!(
+                "call {call}, row {row}: {} != {}",
+                y.value(row),
+                f64::from_bits(want[row])
+            );
+        }
+    }
+}
