@@ -173,7 +173,7 @@ pub fn import_batch<B: WireBytes>(
         }
         None => Arc::new(schema),
     };
-    import_columns(schema, b.num_rows, b.arrays)
+    import_columns(schema, b.num_rows, b.arrays, Check::Full)
 }
 
 /// [`import_batch`] against a declared schema whose wire form the caller
@@ -192,7 +192,7 @@ pub fn import_batch_declared<B: WireBytes>(
     declared_wire: &Schema,
 ) -> Result<RecordBatch, WireError> {
     if b.schema == *declared_wire {
-        import_columns(declared.clone(), b.num_rows, b.arrays)
+        import_columns(declared.clone(), b.num_rows, b.arrays, Check::Full)
     } else {
         import_batch(b, Some(declared))
     }
@@ -204,6 +204,7 @@ fn import_columns<B: WireBytes>(
     schema: SchemaRef,
     num_rows: u64,
     arrays: Vec<Array<B>>,
+    check: Check,
 ) -> Result<RecordBatch, WireError> {
     let rows = usize::try_from(num_rows)
         .map_err(|_| WireError::new(None, format!("row count {num_rows} overflows")))?;
@@ -211,7 +212,7 @@ fn import_columns<B: WireBytes>(
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         let column = f.name().as_str();
-        let data = import_array(f.data_type(), &mut arrays, column)?;
+        let data = import_array(f.data_type(), &mut arrays, column, check)?;
         if data.len() != rows {
             return Err(WireError::new(
                 Some(column),
@@ -281,6 +282,7 @@ fn import_array<B: WireBytes>(
     dt: &ArrowType,
     rest: &mut impl Iterator<Item = Array<B>>,
     column: &str,
+    check: Check,
 ) -> Result<ArrayData, WireError> {
     let err = |m: String| WireError::new(Some(column), m);
     let a = rest
@@ -288,13 +290,13 @@ fn import_array<B: WireBytes>(
         .ok_or_else(|| err("fewer arrays than fields".into()))?;
     let children = match dt {
         ArrowType::List(f) | ArrowType::LargeList(f) | ArrowType::FixedSizeList(f, _) => {
-            vec![import_array(f.data_type(), rest, column)?]
+            vec![import_array(f.data_type(), rest, column, check)?]
         }
         ArrowType::Struct(fs) => fs
             .iter()
-            .map(|f| import_array(f.data_type(), rest, column))
+            .map(|f| import_array(f.data_type(), rest, column, check))
             .collect::<Result<_, _>>()?,
-        ArrowType::Dictionary(_, v) => vec![import_array(v, rest, column)?],
+        ArrowType::Dictionary(_, v) => vec![import_array(v, rest, column, check)?],
         _ => Vec::new(),
     };
     let len = usize::try_from(a.length).map_err(|_| err("length overflows".into()))?;
@@ -364,13 +366,46 @@ fn import_array<B: WireBytes>(
     // `build` runs Arrow's full validation: buffer sizes, offsets (monotonic,
     // in bounds), UTF-8, dictionary keys, child lengths. `align_buffers`
     // copies a buffer only if it is misaligned for its type.
-    ArrayDataBuilder::new(dt.clone())
+    let builder = ArrayDataBuilder::new(dt.clone())
         .len(len)
         .offset(offset)
         .null_bit_buffer(a.validity.map(Into::into))
         .buffers(a.buffers.into_iter().map(Into::into).collect())
         .child_data(children)
-        .align_buffers(true)
-        .build()
-        .map_err(|e| err(e.to_string()))
+        .align_buffers(true);
+    match check {
+        Check::Full => builder.build(),
+        Check::Layout => {
+            // SAFETY: `Check::Layout` is only for batches the host built
+            // from valid Arrow arrays (`import_host_batch`), so the values
+            // are valid; the layout is still checked right after.
+            let data = unsafe { builder.skip_validation(true) }.build();
+            data.and_then(|d| d.validate().map(|()| d))
+        }
+    }
+    .map_err(|e| err(e.to_string()))
+}
+
+/// How much of an incoming batch [`import_array`] checks.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    /// Everything, values included: offsets, UTF-8, dictionary keys.
+    Full,
+    /// The layout only (buffer sizes for the length, child lengths): for
+    /// batches the host made from valid Arrow arrays.
+    Layout,
+}
+
+/// [`import_batch`] for the guest's side: the batch the host sends was
+/// walked from valid Arrow arrays ([`Prepared`]) and copied byte for byte
+/// into the guest's memory, so its values (offsets, UTF-8, dictionary keys)
+/// are not checked again, an O(n) pass over every string a plugin
+/// receives; the schema and the layout (buffer counts, widths and sizes,
+/// lengths) still are.
+///
+/// # Errors
+/// As [`import_batch`] without a declared schema, for the layout.
+pub fn import_host_batch<B: WireBytes>(b: Batch<B>) -> Result<RecordBatch, WireError> {
+    let schema = Arc::new(import_schema(b.schema)?);
+    import_columns(schema, b.num_rows, b.arrays, Check::Layout)
 }

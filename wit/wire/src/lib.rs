@@ -22,7 +22,9 @@
 //!   [`import_batch`]: a wire batch validated and wrapped as Arrow arrays
 //!   without copying; [`import_batch_declared`]: the same against a
 //!   declared schema whose wire form is known, skipping the schema's
-//!   conversion when the batch carries exactly that form.
+//!   conversion when the batch carries exactly that form;
+//!   [`import_host_batch`]: the guest's import of what the host sends,
+//!   checking the layout but not the values again (offsets, UTF-8).
 //! - [`WireError`]: why something could not cross, naming the column.
 //!
 //! ```
@@ -47,7 +49,7 @@ mod host_bytes;
 mod schema;
 mod types;
 
-pub use batch::{import_batch, import_batch_declared, Prepared, WireBytes};
+pub use batch::{import_batch, import_batch_declared, import_host_batch, Prepared, WireBytes};
 pub use error::WireError;
 #[cfg(feature = "wasmtime")]
 pub use host_bytes::{HostBytes, HUGE_PAGE_THRESHOLD};

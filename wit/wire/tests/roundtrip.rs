@@ -11,7 +11,7 @@ use arrow_array::{
     UInt8Array,
 };
 use arrow_schema::{DataType, Field, Schema};
-use kiln_wire::{export_schema, import_batch, import_batch_declared, Prepared};
+use kiln_wire::{export_schema, import_batch, import_batch_declared, import_host_batch, Prepared};
 
 fn cases() -> Vec<(&'static str, ArrayRef)> {
     let mut list = ListBuilder::new(Int64Builder::new());
@@ -110,15 +110,19 @@ fn cases() -> Vec<(&'static str, ArrayRef)> {
     ]
 }
 
-/// Through the wire and back, by both imports: the full one and the one
-/// that knows the declared schema's wire form; they must agree.
+/// Through the wire and back, by every import: the full one, the one that
+/// knows the declared schema's wire form and the guest's (layout checks
+/// only); they must agree.
 fn roundtrip(batch: &RecordBatch) -> RecordBatch {
     let schema = export_schema(batch.schema_ref()).expect("supported types");
     let wire = Prepared::new(batch, schema.clone()).into_batch();
     let fast = import_batch_declared(wire.clone(), &batch.schema(), &schema).expect("valid batch");
+    let guest = import_host_batch(wire.clone()).expect("valid batch");
     let full = import_batch(wire, Some(&batch.schema())).expect("valid batch");
     assert_eq!(fast, full);
     assert_eq!(fast.schema(), full.schema());
+    assert_eq!(guest, full);
+    assert_eq!(guest.schema(), full.schema());
     full
 }
 
@@ -231,6 +235,15 @@ fn malformed_batches_are_refused_with_the_column() {
         mutate(&mut b);
         let fast =
             import_batch_declared(b.clone(), &batch.schema(), &declared_wire).expect_err(what);
+        // The guest's import trusts the values the host sends (UTF-8 here)
+        // but not their layout.
+        if what != "bad utf-8" {
+            let guest = import_host_batch(b.clone()).expect_err(what);
+            assert!(
+                guest.to_string().to_lowercase().contains(needle),
+                "{what}: {guest}"
+            );
+        }
         let e = import_batch(b, Some(&batch.schema())).expect_err(what);
         assert!(e.to_string().to_lowercase().contains(needle), "{what}: {e}");
         assert_eq!(fast, e, "{what}");
