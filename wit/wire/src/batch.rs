@@ -363,8 +363,9 @@ fn import_array<B: WireBytes>(
             )));
         }
     }
-    // `build` runs Arrow's full validation: buffer sizes, offsets (monotonic,
-    // in bounds), UTF-8, dictionary keys, child lengths. `align_buffers`
+    // With `Check::Full`, `build` runs Arrow's full validation: buffer sizes,
+    // offsets (monotonic, in bounds), UTF-8, dictionary keys, child lengths;
+    // `Check::Layout` keeps the sizes and lengths only. `align_buffers`
     // copies a buffer only if it is misaligned for its type.
     let builder = ArrayDataBuilder::new(dt.clone())
         .len(len)

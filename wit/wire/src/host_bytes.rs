@@ -37,11 +37,6 @@ impl HostBytes {
         v.extend_from_slice(src);
         HostBytes(v)
     }
-
-    /// The bytes, as a `Vec`.
-    pub fn into_vec(self) -> Vec<u8> {
-        self.0
-    }
 }
 
 impl AsRef<[u8]> for HostBytes {
