@@ -84,6 +84,65 @@ fn unbounded_allocation_hits_the_memory_cap() {
     assert!(e.contains("memory cap"), "{e}");
 }
 
+/// The shipped plugins start with 32 MiB of linear memory (so a 1M-row
+/// call never grows it; host/cli/build.rs). A cap below that can never
+/// instantiate them: loading says so, with the numbers and what to do,
+/// whether the plugin is compiled or comes from the disk cache.
+#[test]
+fn a_cap_below_the_plugins_initial_memory_is_refused_at_load_with_what_to_do() {
+    let cache = tempfile::tempdir().unwrap();
+    let path = plugin_path("hash_encode");
+    // Warm the disk cache with the default cap.
+    Engine::with_config(EngineConfig::default().with_cache_dir(Some(cache.path().into())))
+        .unwrap()
+        .load(&path)
+        .unwrap();
+    for cache_dir in [None, Some(cache.path().to_path_buf())] {
+        let small = EngineConfig::default()
+            .with_memory_limit(16 << 20)
+            .with_cache_dir(cache_dir);
+        let err = Engine::with_config(small).unwrap().load(&path).unwrap_err();
+        assert!(matches!(err, Error::Load { .. }), "{err}");
+        let text = err.to_string();
+        for needle in [
+            "starts with 32 MiB of memory",
+            "memory cap of 16 MiB",
+            "--memory-limit",
+        ] {
+            assert!(text.contains(needle), "{needle:?} in {text}");
+        }
+    }
+    // At exactly the initial size it loads and runs.
+    let engine = Engine::with_config(EngineConfig::default().with_memory_limit(32 << 20)).unwrap();
+    let hash = engine.load(&path).unwrap();
+    let batch = RecordBatch::try_from_iter([(
+        "city",
+        Arc::new(arrow::array::StringArray::from(vec!["Paris", "Lyon"])) as ArrayRef,
+    )])
+    .unwrap();
+    let params = Params::from_json(r#"{"columns":["city"],"buckets":8}"#).unwrap();
+    let out = hash
+        .transformer(&params, None)
+        .unwrap()
+        .apply(&batch)
+        .unwrap();
+    assert_eq!(out.num_rows(), 2);
+
+    let e = kiln_err(&[
+        "--memory-limit",
+        "16MiB",
+        "run",
+        s(&path),
+        "--params",
+        r#"{"columns":["city"],"buckets":8}"#,
+        "--input",
+        s(&customers_csv()),
+        "--output",
+        "/tmp/never.parquet",
+    ]);
+    assert!(e.contains("starts with 32 MiB of memory"), "{e}");
+}
+
 #[test]
 fn a_panic_is_a_trap_carrying_the_panic_message() {
     let p = load("panicky");

@@ -119,6 +119,12 @@ impl DiskCache {
                     tracing::info!(target: "kiln::cache", "loaded compiled plugin {plugin_id} from {}", path.display());
                     return Some(c);
                 }
+                // The memory does not fit this engine's cap: compiling
+                // again reports that, with what to do.
+                Err(e) if format!("{e:#}").contains("pooling allocator") => {
+                    tracing::debug!(target: "kiln::cache", "not using {}: {e:#}", path.display());
+                    return None;
+                }
                 Err(e) => format!("wasmtime refused it ({e:#})"),
             },
             Err(why) => why,

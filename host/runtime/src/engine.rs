@@ -246,7 +246,7 @@ impl Engine {
             None => {
                 check_header(bytes).map_err(load_err)?;
                 let c = Component::new(&self.inner.wasmtime, bytes)
-                    .map_err(|e| load_err(format!("not a valid WebAssembly component: {e:#}")))?;
+                    .map_err(|e| load_err(compile_error(&e, self.inner.config.memory_limit)))?;
                 if let Some(d) = disk {
                     d.store(id, &c);
                 }
@@ -276,6 +276,34 @@ impl Engine {
     pub fn cached_components(&self) -> usize {
         self.lock_cache().len()
     }
+}
+
+/// Why wasmtime refused to compile a component, and what to do.
+///
+/// A memory whose *initial* size is above the per-instance cap can never be
+/// instantiated; the pooling allocator says so at compile time, in terms of
+/// its own configuration. Kiln's plugins start with 32 MiB (see the plugin
+/// build in host/cli/build.rs), so a `--memory-limit` below that lands here.
+fn compile_error(e: &wasmtime::Error, memory_limit: usize) -> String {
+    let text = format!("{e:#}");
+    if !text.contains("pooling allocator") {
+        return format!("not a valid WebAssembly component: {text}");
+    }
+    let start = text
+        .split("minimum byte size of ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse::<u64>().ok());
+    let needs = match start {
+        Some(bytes) => format!("starts with {} MiB of memory", bytes.div_ceil(1 << 20)),
+        None => "starts with more memory".to_owned(),
+    };
+    format!(
+        "the plugin {needs}, more than the memory cap of {} MiB per instance; raise the cap \
+         (--memory-limit, or EngineConfig::memory_limit) or rebuild the plugin with a smaller \
+         initial memory (-C link-arg=--initial-memory=BYTES). wasmtime: {text}",
+        memory_limit >> 20
+    )
 }
 
 /// Explain what a file is when it is not a component.
