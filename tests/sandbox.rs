@@ -84,14 +84,14 @@ fn unbounded_allocation_hits_the_memory_cap() {
     assert!(e.contains("memory cap"), "{e}");
 }
 
-/// The shipped plugins start with 32 MiB of linear memory (so a 1M-row
-/// call never grows it; host/cli/build.rs). A cap below that can never
-/// instantiate them: loading says so, with the numbers and what to do,
+/// A plugin linked with a large initial memory (`roomy` starts with 32 MiB,
+/// as a plugin built for whole-table calls may) can never be instantiated
+/// under a smaller cap: loading says so, with the numbers and what to do,
 /// whether the plugin is compiled or comes from the disk cache.
 #[test]
 fn a_cap_below_the_plugins_initial_memory_is_refused_at_load_with_what_to_do() {
     let cache = tempfile::tempdir().unwrap();
-    let path = plugin_path("hash_encode");
+    let path = plugin_path("roomy");
     // Warm the disk cache with the default cap.
     Engine::with_config(EngineConfig::default().with_cache_dir(Some(cache.path().into())))
         .unwrap()
@@ -108,33 +108,22 @@ fn a_cap_below_the_plugins_initial_memory_is_refused_at_load_with_what_to_do() {
             "starts with 32 MiB of memory",
             "memory cap of 16 MiB",
             "--memory-limit",
+            "--initial-memory",
         ] {
             assert!(text.contains(needle), "{needle:?} in {text}");
         }
     }
     // At exactly the initial size it loads and runs.
     let engine = Engine::with_config(EngineConfig::default().with_memory_limit(32 << 20)).unwrap();
-    let hash = engine.load(&path).unwrap();
-    let batch = RecordBatch::try_from_iter([(
-        "city",
-        Arc::new(arrow::array::StringArray::from(vec!["Paris", "Lyon"])) as ArrayRef,
-    )])
-    .unwrap();
-    let params = Params::from_json(r#"{"columns":["city"],"buckets":8}"#).unwrap();
-    let out = hash
-        .transformer(&params, None)
-        .unwrap()
-        .apply(&batch)
-        .unwrap();
-    assert_eq!(out.num_rows(), 2);
+    let roomy = engine.load(&path).unwrap();
+    let mut t = roomy.transformer(&Params::empty(), None).unwrap();
+    assert_eq!(t.apply(&small_batch()).unwrap(), small_batch());
 
     let e = kiln_err(&[
         "--memory-limit",
         "16MiB",
         "run",
         s(&path),
-        "--params",
-        r#"{"columns":["city"],"buckets":8}"#,
         "--input",
         s(&customers_csv()),
         "--output",

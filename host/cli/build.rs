@@ -10,21 +10,6 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The linear memory every guest starts with: 32 MiB (wasm-ld's default is
-/// the data and a 1 MiB stack, about 1.1 MiB).
-///
-/// wasi-libc's allocator uses all of the initial memory before it calls
-/// `memory.grow`, so a call whose working set fits (a 1M-row batch of the
-/// shipped plugins needs 9 to 23 MiB) never grows its memory. A grown
-/// memory costs twice with wasmtime's pooling allocator: the grow makes the
-/// new pages accessible (`mprotect` over the slot's resident pages), and the
-/// next instance in that slot shrinks it back to the initial size (another
-/// `mprotect`, 0.5 - 0.7 ms of a 1M-row standard-scaler call). The pages
-/// are not touched until used, and a freed slot is reset by its dirty pages
-/// only, so a 1-row call pays nothing for the larger size. An engine's
-/// `memory_limit` below this refuses these plugins at instantiation.
-const GUEST_INITIAL_MEMORY: u64 = 32 << 20;
-
 fn main() {
     let manifest =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -79,11 +64,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    // +simd128: the kernels vectorize (IEEE-exact; the engine keeps NaN
-    // canonicalization). --initial-memory: see GUEST_INITIAL_MEMORY.
     cmd.env(
         "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
-        format!("-C target-feature=+simd128 -C link-arg=--initial-memory={GUEST_INITIAL_MEMORY}"),
+        "-C target-feature=+simd128",
     );
     let status = cmd
         .status()

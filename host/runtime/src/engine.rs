@@ -282,8 +282,8 @@ impl Engine {
 ///
 /// A memory whose *initial* size is above the per-instance cap can never be
 /// instantiated; the pooling allocator says so at compile time, in terms of
-/// its own configuration. Kiln's plugins start with 32 MiB (see the plugin
-/// build in host/cli/build.rs), so a `--memory-limit` below that lands here.
+/// its own configuration. Kiln's plugins start with about 1.1 MiB, but one
+/// linked with `--initial-memory` (docs/performance.md) may start larger.
 fn compile_error(e: &wasmtime::Error, memory_limit: usize) -> String {
     let text = format!("{e:#}");
     if !text.contains("pooling allocator") {
