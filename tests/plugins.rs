@@ -169,6 +169,95 @@ fn bucketize_with_explicit_boundaries_counts_boundaries_below() {
     }
 }
 
+/// The sandboxed bucketize (a SIMD count for up to 16 boundaries, a binary
+/// search above) against numpy.digitize's definition, `right=False`: the
+/// bucket of `x` is how many boundaries are `<= x` (IEEE comparison, so
+/// `-0.0` sits on a `0.0` boundary); NaN and null rows are null. The values
+/// mix the hard cases (NaN, both zeros, both infinities, each boundary and
+/// its neighbouring doubles) with random ones; the lengths cross the
+/// kernel's 4,096-value blocks and every remainder of its four-value steps.
+#[test]
+fn bucketize_matches_digitize_on_edge_values_at_every_length_and_boundary_count() {
+    use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+    use std::sync::Arc;
+
+    let plugin = load("bucketize");
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        // SplitMix64: a reproducible stream without a dependency.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for (count, rows) in [
+        (1, 0),
+        (1, 3),
+        (9, 4),
+        (9, 4_101),
+        (16, 8_195),
+        (2, 5),
+        (16, 7),
+        (17, 4_099),
+        (40, 1_000),
+    ] {
+        // Strictly increasing finite boundaries, 0.0 among them.
+        let mut boundaries: Vec<f64> = (0..count)
+            .map(|i| (i as f64 - (count / 2) as f64) * 1.5)
+            .collect();
+        boundaries[count / 2] = 0.0;
+        let mut palette = vec![
+            f64::NAN,
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN,
+        ];
+        for &b in &boundaries {
+            palette.extend([b, b.next_down(), b.next_up()]);
+        }
+        let x: Float64Array = (0..rows)
+            .map(|_| {
+                let r = next();
+                match r % 10 {
+                    0 => None,
+                    1..=5 => Some(palette[(r >> 8) as usize % palette.len()]),
+                    _ => Some(((r >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 4.0 * count as f64),
+                }
+            })
+            .collect();
+        let params = serde_json::json!({"columns": ["x"], "boundaries": boundaries}).to_string();
+        let params = Params::from_json(&params).unwrap();
+        let batch = RecordBatch::try_from_iter([("x", Arc::new(x.clone()) as ArrayRef)]).unwrap();
+        let out = plugin
+            .transformer(&params, None)
+            .unwrap()
+            .apply(&batch)
+            .unwrap();
+        let got = out
+            .column_by_name("x")
+            .unwrap()
+            .as_primitive::<UInt32Type>();
+        assert_eq!(got.len(), rows);
+        for (i, v) in x.iter().enumerate() {
+            let want = match v {
+                Some(v) if !v.is_nan() => {
+                    Some(boundaries.iter().filter(|b| **b <= v).count() as u32)
+                }
+                _ => None,
+            };
+            assert_eq!(
+                got.is_valid(i).then(|| got.value(i)),
+                want,
+                "{count} boundaries, {rows} rows, row {i}: {v:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn bucketize_quantiles_give_balanced_buckets() {
     let out = run_on_customers("bucketize", r#"{"columns":["income"],"quantiles":4}"#);

@@ -94,6 +94,47 @@ where
     PrimitiveArray::new(buffer, nulls)
 }
 
+/// A primitive array of `len` values that `write` stores into a zeroed
+/// slice, with `nulls`: for kernels that write their output a block at a
+/// time (SIMD) rather than one value per iterator step. The values live in
+/// a `Vec<u8>` allocation, so the export takes them without a copy.
+///
+/// ```
+/// use kiln_sdk::arrow_array::{types::UInt32Type, UInt32Array};
+/// let y = kiln_sdk::output::fill::<UInt32Type, _>(4, None, |out| {
+///     for (i, o) in out.iter_mut().enumerate() {
+///         *o = 10 * i as u32;
+///     }
+/// });
+/// assert_eq!(y, UInt32Array::from(vec![0, 10, 20, 30]));
+/// ```
+///
+/// # Panics
+/// If `nulls` has another length than `len` (a bug in the caller).
+pub fn fill<O, F>(len: usize, nulls: Option<NullBuffer>, write: F) -> PrimitiveArray<O>
+where
+    O: ArrowPrimitiveType,
+    F: FnOnce(&mut [O::Native]),
+{
+    let bytes = len
+        .checked_mul(size_of::<O::Native>())
+        .expect("output length overflows usize");
+    let mut v = vec![0u8; bytes];
+    if len == 0 || v.as_ptr().align_offset(align_of::<O::Native>()) != 0 {
+        let mut all = vec![O::Native::default(); len];
+        write(&mut all);
+        return PrimitiveArray::new(ScalarBuffer::from(all), nulls);
+    }
+    // SAFETY: the allocation holds `bytes = len * size_of::<O::Native>()`
+    // zeroed bytes and starts aligned for `O::Native` (checked above); all
+    // zero bits are a value of every Arrow native type (integers, floats,
+    // f16, i256 and the interval structs of integers; the trait is sealed);
+    // nothing else refers to the allocation while the slice lives.
+    let slots = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<O::Native>(), len) };
+    write(slots);
+    PrimitiveArray::new(ScalarBuffer::new(Buffer::from_vec(v), 0, len), nulls)
+}
+
 /// `len` values in a `Vec<u8>` allocation (or, if the allocator returned
 /// memory not aligned for `T`, in a `Vec<T>`).
 fn scalars<T: ArrowNativeType>(len: usize, values: impl Iterator<Item = T>) -> ScalarBuffer<T> {
@@ -152,6 +193,20 @@ mod tests {
         }
         let ints = unary::<_, Int64Type, _>(&x, |v| v as i64);
         assert_eq!(ints.values().to_vec(), vec![1, 0, -3, 0, 0]);
+    }
+
+    #[test]
+    fn fill_writes_every_slot_into_a_vec_u8_with_the_nulls_given() {
+        let nulls = NullBuffer::from(vec![true, false, true]);
+        let y = fill::<Float64Type, _>(3, Some(nulls.clone()), |out| {
+            assert_eq!(out, &[0.0, 0.0, 0.0], "starts zeroed");
+            out.copy_from_slice(&[1.5, -2.0, f64::INFINITY]);
+        });
+        assert_eq!(y.nulls(), Some(&nulls));
+        assert_eq!(y.values().to_vec(), vec![1.5, -2.0, f64::INFINITY]);
+        assert!(y.into_parts().1.into_inner().into_vec::<u8>().is_ok());
+        let empty = fill::<UInt32Type, _>(0, None, |out| assert!(out.is_empty()));
+        assert_eq!(empty.len(), 0);
     }
 
     #[test]

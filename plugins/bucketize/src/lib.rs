@@ -169,16 +169,85 @@ pub fn bucket(boundaries: &[f64], x: f64) -> u32 {
 /// stay null. The values live in a `Vec<u8>` the host takes uncopied.
 fn buckets(x: &Float64Array, boundaries: &[f64]) -> UInt32Array {
     let values = x.values();
-    let nulls = if values.iter().any(|v| v.is_nan()) {
-        let not_nan = BooleanBuffer::collect_bool(x.len(), |i| !values[i].is_nan());
-        NullBuffer::union(x.nulls(), Some(&NullBuffer::new(not_nan)))
-    } else {
-        x.nulls().cloned()
+    let nan_nulls = |any_nan: bool| {
+        if any_nan {
+            let not_nan = BooleanBuffer::collect_bool(x.len(), |i| !values[i].is_nan());
+            NullBuffer::union(x.nulls(), Some(&NullBuffer::new(not_nan)))
+        } else {
+            x.nulls().cloned()
+        }
     };
+    if boundaries.len() <= COUNT_UP_TO {
+        let mut any_nan = false;
+        let out = output::fill::<UInt32Type, _>(x.len(), None, |out| {
+            for (o, block) in out.chunks_mut(BLOCK).zip(values.chunks(BLOCK)) {
+                any_nan |= count_block(block, boundaries, o);
+            }
+        });
+        return UInt32Array::new(out.into_parts().1, nan_nulls(any_nan));
+    }
+    let nulls = nan_nulls(values.iter().any(|v| v.is_nan()));
     let out = values
         .iter()
         .map(|&v| if v.is_nan() { 0 } else { bucket(boundaries, v) });
     output::collect::<UInt32Type, _>(x.len(), out, nulls)
+}
+
+/// Up to this many boundaries, [`buckets`] counts the boundaries `<= x`
+/// instead of searching for `x` among them.
+const COUNT_UP_TO: usize = 16;
+
+/// Values per call of [`count_block`].
+const BLOCK: usize = 4096;
+
+/// [`bucket`] of every value of `block` into `out` (same length), and
+/// whether `block` holds a NaN. For sorted boundaries, the count of those
+/// `<= x` is the partition point, and NaN counts 0. No branch depends on
+/// the data: per boundary, one compare and one subtract of its all-ones
+/// mask for two values at a time (wasm SIMD), four values per step, where a
+/// binary search per value is a chain of dependent loads and branches.
+#[cfg(target_arch = "wasm32")]
+fn count_block(block: &[f64], boundaries: &[f64], out: &mut [u32]) -> bool {
+    use core::arch::wasm32::{
+        f64x2, f64x2_le, f64x2_ne, f64x2_splat, i64x2_extract_lane, i64x2_splat, i64x2_sub, v128,
+        v128_any_true, v128_or,
+    };
+    let mut splat = [f64x2_splat(0.0); COUNT_UP_TO];
+    for (s, &b) in splat.iter_mut().zip(boundaries) {
+        *s = f64x2_splat(b);
+    }
+    let splat: &[v128] = &splat[..boundaries.len()];
+    let mut nan = i64x2_splat(0);
+    let mut quads = block.chunks_exact(4);
+    let mut outs = out.chunks_exact_mut(4);
+    for (x, o) in quads.by_ref().zip(outs.by_ref()) {
+        let (lo, hi) = (f64x2(x[0], x[1]), f64x2(x[2], x[3]));
+        nan = v128_or(nan, v128_or(f64x2_ne(lo, lo), f64x2_ne(hi, hi)));
+        let (mut c_lo, mut c_hi) = (i64x2_splat(0), i64x2_splat(0));
+        for &b in splat {
+            // `b <= x` is all ones (-1) in the lanes where it holds.
+            c_lo = i64x2_sub(c_lo, f64x2_le(b, lo));
+            c_hi = i64x2_sub(c_hi, f64x2_le(b, hi));
+        }
+        o[0] = i64x2_extract_lane::<0>(c_lo) as u32;
+        o[1] = i64x2_extract_lane::<1>(c_lo) as u32;
+        o[2] = i64x2_extract_lane::<0>(c_hi) as u32;
+        o[3] = i64x2_extract_lane::<1>(c_hi) as u32;
+    }
+    let rest = quads.remainder();
+    for (&x, o) in rest.iter().zip(outs.into_remainder()) {
+        *o = boundaries.iter().map(|&b| u32::from(b <= x)).sum();
+    }
+    v128_any_true(nan) || rest.iter().any(|x| x.is_nan())
+}
+
+/// [`count_block`] natively (the unit tests), one value at a time.
+#[cfg(not(target_arch = "wasm32"))]
+fn count_block(block: &[f64], boundaries: &[f64], out: &mut [u32]) -> bool {
+    for (o, &x) in out.iter_mut().zip(block) {
+        *o = boundaries.iter().map(|&b| u32::from(b <= x)).sum();
+    }
+    block.iter().any(|x| x.is_nan())
 }
 
 /// Sorted `(value, count)` pairs of the finite, non-null values of `column`.
