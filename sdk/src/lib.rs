@@ -16,7 +16,9 @@
 //! - [`columns`]: small helpers to look up typed input columns with good errors.
 //! - [`output`]: build output arrays the host receives without a copy;
 //!   [`output::unary_mut`] rewrites an input column over its own buffer
-//!   when a plugin overrides `transform_owned` (no new memory at all).
+//!   when a plugin overrides `transform_owned` (no new memory at all);
+//!   [`output::fill`] hands a kernel the output as a slice to write in
+//!   blocks (SIMD).
 //!
 //! ```
 //! use std::sync::Arc;
