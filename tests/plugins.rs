@@ -117,6 +117,83 @@ fn hash_encode_matches_published_murmur3_vectors_in_the_sandbox() {
     );
 }
 
+/// MurmurHash3_x86_32 as Appleby's reference states it, a byte at a time:
+/// the oracle for the plugin's block-wise loop.
+fn murmur3_reference(data: &[u8], seed: u32) -> u32 {
+    let (c1, c2) = (0xcc9e_2d51_u32, 0x1b87_3593_u32);
+    let blocks = data.len() / 4;
+    let mut h = seed;
+    for i in 0..blocks {
+        let mut k = 0u32;
+        for j in 0..4 {
+            k |= u32::from(data[4 * i + j]) << (8 * j);
+        }
+        h ^= k.wrapping_mul(c1).rotate_left(15).wrapping_mul(c2);
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    }
+    let mut k = 0u32;
+    for (j, b) in data[4 * blocks..].iter().enumerate() {
+        k ^= u32::from(*b) << (8 * j);
+    }
+    if !data.len().is_multiple_of(4) {
+        h ^= k.wrapping_mul(c1).rotate_left(15).wrapping_mul(c2);
+    }
+    h ^= data.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// Every length from 0 to 40 bytes (each split of blocks the plugin's loop
+/// takes: pairs, a single block, a 1-3 byte tail), in a sliced array with
+/// nulls, against the reference above; the reference itself is pinned by
+/// the published vectors in the test before.
+#[test]
+fn hash_encode_matches_the_reference_murmur3_at_every_length() {
+    use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+    use std::sync::Arc;
+
+    let text = "Kiln hashes é, ü and ✓ as their UTF-8 bytes; 0123456789";
+    let values: Vec<Option<&str>> = (0..=40)
+        .flat_map(|len| {
+            let end = (0..=len).rev().find(|&e| text.is_char_boundary(e)).unwrap();
+            let start = (text.len() - len..=text.len())
+                .find(|&s| text.is_char_boundary(s))
+                .unwrap();
+            [Some(&text[..end]), None, Some(&text[start..])]
+        })
+        .collect();
+    let all = StringArray::from(values);
+    let sliced = all.slice(1, all.len() - 1);
+    let seed = 0x5082_edee_u32;
+    let params = Params::from_json(&format!(
+        r#"{{"columns":["s"],"buckets":4294967295,"seed":{seed}}}"#
+    ))
+    .unwrap();
+    let batch = RecordBatch::try_from_iter([("s", Arc::new(sliced.clone()) as ArrayRef)]).unwrap();
+    let out = load("hash_encode")
+        .transformer(&params, None)
+        .unwrap()
+        .apply(&batch)
+        .unwrap();
+    let h = out.column(0).as_primitive::<UInt32Type>();
+    assert_eq!(h.len(), sliced.len());
+    for i in 0..sliced.len() {
+        if sliced.is_null(i) {
+            assert!(h.is_null(i), "row {i}");
+            continue;
+        }
+        let s = sliced.value(i);
+        assert_eq!(
+            h.value(i),
+            murmur3_reference(s.as_bytes(), seed) % u32::MAX,
+            "row {i}: {s:?}"
+        );
+    }
+}
+
 #[test]
 fn impute_median_fills_nulls_with_the_median() {
     let ages: Vec<Option<f64>> = csv_text("age").iter().map(|v| v.parse().ok()).collect();
