@@ -121,7 +121,7 @@ impl DiskCache {
                 }
                 // The memory does not fit this engine's cap: compiling
                 // again reports that, with what to do.
-                Err(e) if format!("{e:#}").contains("pooling allocator") => {
+                Err(e) if crate::engine::memory_above_cap(&e) => {
                     tracing::debug!(target: "kiln::cache", "not using {}: {e:#}", path.display());
                     return None;
                 }

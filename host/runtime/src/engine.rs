@@ -286,7 +286,7 @@ impl Engine {
 /// linked with `--initial-memory` (docs/performance.md) may start larger.
 fn compile_error(e: &wasmtime::Error, memory_limit: usize) -> String {
     let text = format!("{e:#}");
-    if !text.contains("pooling allocator") {
+    if !memory_above_cap(e) {
         return format!("not a valid WebAssembly component: {text}");
     }
     let start = text
@@ -304,6 +304,13 @@ fn compile_error(e: &wasmtime::Error, memory_limit: usize) -> String {
          initial memory (-C link-arg=--initial-memory=BYTES). wasmtime: {text}",
         memory_limit >> 20
     )
+}
+
+/// Whether wasmtime refused a component because a memory starts above the
+/// pooling allocator's per-instance cap (the memory limit): the one refusal
+/// [`compile_error`] explains, and the disk cache leaves to it.
+pub(crate) fn memory_above_cap(e: &wasmtime::Error) -> bool {
+    format!("{e:#}").contains("pooling allocator")
 }
 
 /// Explain what a file is when it is not a component.
