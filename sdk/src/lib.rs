@@ -19,6 +19,10 @@
 //!   when a plugin overrides `transform_owned` (no new memory at all);
 //!   [`output::fill`] hands a kernel the output as a slice to write in
 //!   blocks (SIMD).
+//! - In the sandbox, small allocations come from a bump arena in front of
+//!   the system allocator (every call runs in a fresh instance, so they are
+//!   never reused). Turning off the default `arena` feature keeps the
+//!   system allocator, or lets a plugin set its own `#[global_allocator]`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -59,6 +63,15 @@
 //! the `.wasm` in `target/wasm32-wasip2/release/` is the plugin.
 #![deny(missing_docs)]
 
+#[cfg(any(
+    test,
+    all(
+        target_arch = "wasm32",
+        not(target_feature = "atomics"),
+        feature = "arena"
+    )
+))]
+mod arena;
 pub mod columns;
 mod error;
 pub mod output;
