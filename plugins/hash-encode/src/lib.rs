@@ -106,15 +106,18 @@ const TAIL_MASK: [u32; 4] = [0, 0xff, 0xffff, 0xff_ffff];
 /// read past the string are masked or discarded, never mixed.
 #[inline(always)]
 fn murmur3_32_padded(buf: &[u8], start: usize, len: usize, seed: u32) -> u32 {
+    let padded_end = start.checked_add(len).and_then(|e| e.checked_add(4));
     assert!(
-        start + len + 4 <= buf.len(),
+        padded_end.is_some_and(|e| e <= buf.len()),
         "4 bytes must follow the string"
     );
     let p = buf.as_ptr().wrapping_add(start);
     // SAFETY: every read is of 4 bytes at an offset `i <= len` from `start`
     // (the pairs end at `8 * pairs <= len`, the odd block starts there, the
-    // tail at `len & !3`), so inside `buf` by the assert. Unaligned reads are
-    // allowed by `read_unaligned`. (Safe slicing measured 5 % slower here.)
+    // tail at `len & !3`), so inside `buf` by the assert, whose sums are
+    // checked (a `len` wrapped by bad offsets panics instead). Unaligned
+    // reads are allowed by `read_unaligned`. (Safe slicing measured 5 %
+    // slower here.)
     let rd = |i: usize| unsafe { u32::from_le(p.add(i).cast::<u32>().read_unaligned()) };
     let mut h = seed;
     let pairs = len / 8;
@@ -287,6 +290,15 @@ mod tests {
             .map(|w| murmur3_32(&data[w[0] as usize..w[1] as usize], 7) % (1 << 31))
             .collect();
         assert_eq!(got, want);
+    }
+
+    /// Offsets that decrease (never sent by the host) give a wrapped length;
+    /// the padded path refuses it instead of reading out of bounds.
+    #[test]
+    #[should_panic(expected = "4 bytes must follow the string")]
+    fn padded_path_refuses_a_wrapped_length() {
+        let buf = [0u8; 64];
+        murmur3_32_padded(&buf, 8, 4usize.wrapping_sub(8), 0);
     }
 
     #[test]
