@@ -999,16 +999,38 @@ pub mod native {
         UInt32Array::new(values, nulls)
     }
 
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+
+    /// A 4-byte block scrambled for the state (`k1` of the reference).
+    fn scramble(k: u32) -> u32 {
+        k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
+    }
+
+    /// One block folded into the state.
+    fn mix(h: u32, k: u32) -> u32 {
+        (h ^ scramble(k))
+            .rotate_left(13)
+            .wrapping_mul(5)
+            .wrapping_add(0xe654_6b64)
+    }
+
+    /// The length folded in and the final avalanche.
+    fn finish(mut h: u32, len: usize) -> u32 {
+        h ^= len as u32;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
+
     /// MurmurHash3 x86_32 (Austin Appleby's reference).
     pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
-        const C1: u32 = 0xcc9e_2d51;
-        const C2: u32 = 0x1b87_3593;
         let mut h = seed;
         let mut chunks = data.chunks_exact(4);
         for c in &mut chunks {
-            let k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-            h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+            h = mix(h, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         }
         let tail = chunks.remainder();
         if !tail.is_empty() {
@@ -1016,14 +1038,9 @@ pub mod native {
                 .iter()
                 .enumerate()
                 .fold(0u32, |k, (i, b)| k | (u32::from(*b) << (8 * i)));
-            h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+            h ^= scramble(k);
         }
-        h ^= data.len() as u32;
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x85eb_ca6b);
-        h ^= h >> 13;
-        h = h.wrapping_mul(0xc2b2_ae35);
-        h ^ (h >> 16)
+        finish(h, data.len())
     }
 
     /// [`murmur3_32`] of `buf[start..start + len]` where at least 4 bytes of
@@ -1032,8 +1049,6 @@ pub mod native {
     /// pair loop's exit (strings of random length mispredict every other
     /// one). The hash-encode plugin's kernel, written natively.
     pub fn murmur3_32_padded(buf: &[u8], start: usize, len: usize, seed: u32) -> u32 {
-        const C1: u32 = 0xcc9e_2d51;
-        const C2: u32 = 0x1b87_3593;
         const TAIL_MASK: [u32; 4] = [0, 0xff, 0xffff, 0xff_ffff];
         assert!(
             start + len + 4 <= buf.len(),
@@ -1044,13 +1059,6 @@ pub mod native {
         let word = |i: usize| {
             u32::from_le_bytes(buf[start + i..start + i + 4].try_into().expect("4 bytes"))
         };
-        let scramble = |k: u32| k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        let mix = |h: u32, k: u32| {
-            (h ^ scramble(k))
-                .rotate_left(13)
-                .wrapping_mul(5)
-                .wrapping_add(0xe654_6b64)
-        };
         let mut h = seed;
         let pairs = len / 8;
         for i in 0..pairs {
@@ -1059,12 +1067,7 @@ pub mod native {
         let odd = mix(h, word(8 * pairs));
         h = if len & 4 != 0 { odd } else { h };
         h ^= scramble(word(len & !3) & TAIL_MASK[len & 3]);
-        h ^= len as u32;
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x85eb_ca6b);
-        h ^= h >> 13;
-        h = h.wrapping_mul(0xc2b2_ae35);
-        h ^ (h >> 16)
+        finish(h, len)
     }
 }
 
