@@ -12,7 +12,7 @@ use kiln_host::Params;
 use crate::support::*;
 
 #[test]
-fn twenty_runs_in_two_processes_give_identical_bytes() {
+fn twenty_runs_in_two_processes_and_both_memory_checks_give_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let scaler = plugin_path("standard_scaler");
     let state = dir.path().join("s.state");
@@ -29,6 +29,9 @@ fn twenty_runs_in_two_processes_give_identical_bytes() {
     let mut outputs = Vec::new();
     for i in 0..20 {
         let out = dir.path().join(format!("out{i}.arrow"));
+        // Every other run compiles the plugin with explicit bounds checks
+        // instead of guard pages: that must not change a bit either.
+        let checks = ["guard-pages", "explicit"][i % 2];
         kiln_ok(&[
             "run",
             s(&scaler),
@@ -40,6 +43,8 @@ fn twenty_runs_in_two_processes_give_identical_bytes() {
             s(&state),
             "--output",
             s(&out),
+            "--memory-checks",
+            checks,
         ]);
         outputs.push(std::fs::read(&out).unwrap());
     }

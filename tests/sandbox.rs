@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
-use kiln_host::{Engine, EngineConfig, Error, Params};
+use kiln_host::{Engine, EngineConfig, Error, MemoryChecks, Params};
 
 use crate::support::*;
 
@@ -146,6 +146,40 @@ fn a_panic_is_a_trap_carrying_the_panic_message() {
     }
     assert!(err.to_string().contains("panicky@0.1.0"));
     good_plugin_still_works(engine());
+}
+
+#[test]
+fn reads_and_writes_past_the_memory_trap_with_either_memory_checks() {
+    for checks in [MemoryChecks::GuardPages, MemoryChecks::Explicit] {
+        let engine =
+            Engine::with_config(EngineConfig::default().with_memory_checks(checks)).unwrap();
+        let p = engine.load(&plugin_path("wild")).unwrap();
+        let call = |params: &str| {
+            p.transformer(&Params::from_json(params).unwrap(), None)
+                .unwrap()
+                .apply(&small_batch())
+        };
+        // A call that grows its memory by 48 MiB and touches it. With
+        // explicit checks the pool slot it ran in keeps those pages mapped
+        // read-write for the next instance: only the compiled bounds checks
+        // stand between that instance and them.
+        assert_eq!(call(r#"{"grow": 50331648}"#).unwrap(), small_batch());
+        for past_end in [0, 4096, 16 << 20, 1 << 30] {
+            for write in [false, true] {
+                let err = call(&format!(r#"{{"past_end": {past_end}, "write": {write}}}"#))
+                    .expect_err(&format!(
+                    "{checks}: an access {past_end} bytes past the end (write: {write}) must trap"
+                ));
+                assert!(matches!(err, Error::Trap { .. }), "{checks}: {err}");
+                let msg = err.to_string();
+                assert!(msg.contains("wild@0.1.0"), "{msg}");
+                assert!(msg.contains("out of bounds"), "{checks}: {msg}");
+            }
+        }
+        // Within the memory, the same access is fine.
+        assert_eq!(call(r#"{"grow": 4096}"#).unwrap(), small_batch());
+        good_plugin_still_works(&engine);
+    }
 }
 
 fn snoop_report(engine: &Engine) -> String {

@@ -12,7 +12,8 @@
 //! and call plugins.
 //!
 //! The map:
-//! - from [`kiln_runtime`]: [`Engine`] / [`EngineConfig`], [`Plugin`] /
+//! - from [`kiln_runtime`]: [`Engine`] / [`EngineConfig`] /
+//!   [`MemoryChecks`], [`Plugin`] /
 //!   [`PluginInfo`] / [`PluginKind`], [`Fitter`], [`Transformer`],
 //!   [`State`], [`Params`], [`Ready`] / [`Signature`], the identities
 //!   [`plugin_id`] / [`version_id`], and [`Error`] / [`Result`].
@@ -67,8 +68,8 @@ pub use kiln_pipeline as pipeline;
 pub use kiln_quality as quality;
 pub use kiln_quality::parity;
 pub use kiln_runtime::{
-    plugin_id, version_id, Engine, EngineConfig, Error, Fitter, Params, Plugin, PluginInfo,
-    PluginKind, PluginRef, Ready, Result, Signature, State, Transformer, WIT_VERSION,
+    plugin_id, version_id, Engine, EngineConfig, Error, Fitter, MemoryChecks, Params, Plugin,
+    PluginInfo, PluginKind, PluginRef, Ready, Result, Signature, State, Transformer, WIT_VERSION,
 };
 #[cfg(feature = "serve")]
 pub use kiln_serve::http as serve;

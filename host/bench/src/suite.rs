@@ -15,7 +15,9 @@ use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type};
 use serde::Serialize;
 use serde_json::Value;
 
-use kiln_runtime::{Engine, EngineConfig, Error, Params, Plugin, Result, State, Transformer};
+use kiln_runtime::{
+    Engine, EngineConfig, Error, MemoryChecks, Params, Plugin, Result, State, Transformer,
+};
 use kiln_serve::{InstanceStrategy, ServingOptions, ServingTransform};
 
 /// Mean in the `standard-scaler` state used for throughput (data are uniform on [0, 100)).
@@ -296,6 +298,10 @@ pub struct BenchOptions {
     pub peer: Option<PathBuf>,
     /// Settings of the engines the benchmark creates.
     pub engine: EngineConfig,
+    /// Memory checks of the throughput engine (default
+    /// [`MemoryChecks::Explicit`], what a deployment making whole-table
+    /// calls would pick; latency and loads use `engine`'s).
+    pub throughput_memory_checks: MemoryChecks,
     /// The `kiln` binary, for the end-to-end row (`kiln run` of the scaler
     /// on a Parquet file as a whole process); `None` leaves the row out.
     pub kiln_exe: Option<PathBuf>,
@@ -314,6 +320,7 @@ impl Default for BenchOptions {
             python: Some(PathBuf::from("python3")),
             peer: None,
             engine: EngineConfig::default(),
+            throughput_memory_checks: MemoryChecks::Explicit,
             kiln_exe: None,
         }
     }
@@ -403,6 +410,9 @@ pub struct MachineInfo {
     /// (`EngineConfig::keep_resident` raised to the largest call's working
     /// set; latency and loads run with the configured value).
     pub keep_resident: usize,
+    /// Memory checks of the throughput engine (`explicit` or
+    /// `guard-pages`; latency and loads run with the configured ones).
+    pub throughput_memory_checks: String,
 }
 
 /// Load times of one plugin.
@@ -576,6 +586,7 @@ pub fn run(
         batch_rows: opts.batch_rows,
         repeats: opts.repeats,
         keep_resident,
+        throughput_memory_checks: opts.throughput_memory_checks.name().into(),
     };
 
     // First loads compile into this engine's cache; the suite then loads from it.
@@ -627,13 +638,16 @@ pub fn run(
     }
 
     // Throughput runs in an engine whose instances keep the largest call's
-    // working set resident; latency above ran with the configured default,
-    // as a service answering small requests would.
+    // working set resident, with explicit memory checks by default (no
+    // `mprotect` of that working set when a slot is reused); latency above
+    // ran with the configured settings, as a service answering small
+    // requests would.
     let big = Engine::with_config(
         opts.engine
             .clone()
             .with_cache_dir(None)
-            .with_keep_resident(keep_resident),
+            .with_keep_resident(keep_resident)
+            .with_memory_checks(opts.throughput_memory_checks),
     )?;
     let suite = Suite::load(&big, plugins)?;
     let tmp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
@@ -1603,7 +1617,7 @@ impl fmt::Display for Report {
         let m = &self.machine;
         writeln!(
             f,
-            "kiln bench: {} CPU(s){}{}, {} per call, median of {}, {} MiB kept resident for throughput",
+            "kiln bench: {} CPU(s){}{}, {} per call, median of {}, {} MiB kept resident and {} memory checks for throughput",
             m.cpus,
             m.cpu_model
                 .as_ref()
@@ -1615,7 +1629,8 @@ impl fmt::Display for Report {
             m.batch_rows
                 .map_or_else(|| "whole table".into(), |r| format!("{r} rows")),
             m.repeats,
-            m.keep_resident >> 20
+            m.keep_resident >> 20,
+            m.throughput_memory_checks
         )?;
         writeln!(
             f,

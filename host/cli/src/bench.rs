@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use kiln_host::bench::{self, BenchOptions, BenchPlugins};
-use kiln_host::EngineConfig;
+use kiln_host::{EngineConfig, MemoryChecks};
 
 /// Where `cargo build --release` in host/bench/benches/peer puts the peer benchmark.
 const DEFAULT_PEER: &str = concat!(
@@ -41,7 +41,14 @@ pub struct BenchArgs {
     peer: PathBuf,
 }
 
-pub fn run(args: &BenchArgs, engine: EngineConfig, json: bool) -> Result<()> {
+/// `memory_checks` is `--memory-checks` if given: it then applies to the
+/// throughput engine too, which otherwise uses explicit checks.
+pub fn run(
+    args: &BenchArgs,
+    engine: EngineConfig,
+    memory_checks: Option<MemoryChecks>,
+    json: bool,
+) -> Result<()> {
     let bytes = |file: &str| {
         crate::demo::PLUGINS
             .iter()
@@ -73,6 +80,9 @@ pub fn run(args: &BenchArgs, engine: EngineConfig, json: bool) -> Result<()> {
     opts.python = (!args.no_python).then(|| args.python.clone());
     opts.peer = Some(args.peer.clone());
     opts.engine = engine;
+    if let Some(checks) = memory_checks {
+        opts.throughput_memory_checks = checks;
+    }
     // The end-to-end row times this very binary's `kiln run`.
     opts.kiln_exe = std::env::current_exe().ok();
     let report = bench::run(&plugins, &opts, &mut |msg| eprintln!("bench: {msg}"))?;

@@ -13,7 +13,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Store;
 
 use crate::cache::DiskCache;
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, MemoryChecks};
 use crate::sandbox::HostState;
 use crate::{Error, Result};
 
@@ -164,6 +164,13 @@ impl Engine {
             // Limits: epoch-based deadlines; a bounded stack.
             .epoch_interruption(true)
             .max_wasm_stack(1 << 20);
+        if config.memory_checks == MemoryChecks::Explicit {
+            // Without guard pages and signal handlers wasmtime compiles a
+            // bounds check into every access, and a reused pool slot keeps
+            // the memory a previous call grew accessible (its `instantiate`
+            // skips the `mprotect` back to the initial size).
+            wc.signals_based_traps(false).memory_guard_size(0);
+        }
         // Every call runs in a fresh instance (so no output can depend on
         // call history); the pooling allocator with copy-on-write memory
         // images makes that cheap.

@@ -11,7 +11,9 @@
 //! - [`Engine`] / [`EngineConfig`]: wasmtime configured for determinism
 //!   (NaN canonicalization, deterministic relaxed SIMD, no threads) and
 //!   limits (deadline, memory cap), WASI granting nothing, the compiled
-//!   component cache keyed by plugin id, in memory and on disk.
+//!   component cache keyed by plugin id, in memory and on disk;
+//!   [`MemoryChecks`] picks guard pages (small calls) or explicit bounds
+//!   checks (whole-table calls).
 //! - [`Plugin`] / [`PluginInfo`] / [`PluginKind`]: a loaded, validated
 //!   plugin and what it says about itself; [`Fitter`] fits it batch by batch
 //!   into a [`State`] (or, for engines fitting batches in parallel,
@@ -56,7 +58,7 @@ mod params;
 mod plugin;
 mod sandbox;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, MemoryChecks};
 pub use engine::{Engine, WASMTIME_VERSION};
 pub use error::{Error, PluginRef, Result};
 pub use identity::{plugin_id, version_id};
