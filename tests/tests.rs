@@ -14,6 +14,7 @@ mod cli;
 mod determinism;
 mod engine;
 mod large;
+mod lending;
 mod pipeline;
 mod plugins;
 mod python_pkg;

@@ -14,6 +14,12 @@
 //! Arena memory starts zeroed (it is in the module's `.bss`) and is handed
 //! out once, so `alloc_zeroed` there needs no `memset`.
 //!
+//! Once the `apply` export has built its output, `freeze_frees` turns
+//! every later free into a no-op: the canonical ABI's post-return then
+//! leaves the output's bytes exactly as they were returned, which is what
+//! lets the host wrap them as Arrow buffers in place instead of copying
+//! them out (`OUTPUTS_INTACT`, the custom section that promises it).
+//!
 //! It is compiled, as the global allocator, only on `wasm32` without
 //! threads (the plugin target) with the `arena` feature (on by default), and
 //! natively for its unit tests.
@@ -35,6 +41,8 @@ struct Arena {
     mem: UnsafeCell<Bytes>,
     /// Offset of the first free byte.
     next: Cell<usize>,
+    /// Set by [`Arena::freeze`]: frees are ignored from then on.
+    frozen: Cell<bool>,
 }
 
 // SAFETY: only for wasm32 without the `atomics` target feature, where a
@@ -48,7 +56,16 @@ impl Arena {
         Arena {
             mem: UnsafeCell::new(Bytes([0; ARENA])),
             next: Cell::new(0),
+            frozen: Cell::new(false),
         }
+    }
+
+    /// Ignore every free from now on, so nothing allocated so far is
+    /// written by the allocator again (dlmalloc keeps its free lists inside
+    /// freed blocks). The instance is dropped after the call, so what is
+    /// not freed costs nothing.
+    fn freeze(&self) {
+        self.frozen.set(true);
     }
 
     fn base(&self) -> usize {
@@ -104,14 +121,14 @@ unsafe impl GlobalAlloc for Arena {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if !self.owns(ptr) {
+        if !self.owns(ptr) && !self.frozen.get() {
             // SAFETY: `ptr` came from the system allocator with `layout`.
             unsafe { System.dealloc(ptr, layout) }
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if !self.owns(ptr) {
+        if !self.owns(ptr) && !self.frozen.get() {
             // SAFETY: `ptr` came from the system allocator with `layout`.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
@@ -121,8 +138,9 @@ unsafe impl GlobalAlloc for Arena {
             return ptr;
         }
         // The last block grows in place while it stays small.
-        let offset = ptr as usize - self.base();
-        if offset + layout.size() == self.next.get()
+        let offset = (ptr as usize).wrapping_sub(self.base());
+        if self.owns(ptr)
+            && offset + layout.size() == self.next.get()
             && new_size <= SMALL
             && offset + new_size <= ARENA
         {
@@ -150,6 +168,30 @@ unsafe impl GlobalAlloc for Arena {
 ))]
 #[global_allocator]
 static GLOBAL: Arena = Arena::new();
+
+/// The promise the host reads (a custom section of the plugin's core
+/// module, version `1`): after `apply` returns, post-return writes nothing
+/// into the output's buffers, so the host may use them in place. Emitted
+/// exactly where `freeze_frees` does its work.
+#[cfg(all(
+    target_arch = "wasm32",
+    not(target_feature = "atomics"),
+    feature = "arena"
+))]
+#[used]
+#[link_section = "kiln:outputs-intact"]
+static OUTPUTS_INTACT: [u8; 1] = [1];
+
+/// From now on, frees do nothing (see the module documentation). Called by
+/// the `apply` export once its output is built.
+#[cfg(all(
+    target_arch = "wasm32",
+    not(target_feature = "atomics"),
+    feature = "arena"
+))]
+pub(crate) fn freeze_frees() {
+    GLOBAL.freeze();
+}
 
 #[cfg(test)]
 mod tests {
@@ -195,6 +237,38 @@ mod tests {
             assert!(!q.is_null() && !a.owns(q));
             assert!(std::slice::from_raw_parts(q, SMALL).iter().all(|b| *b == 0));
             a.dealloc(q, small);
+        }
+    }
+
+    #[test]
+    fn after_freeze_frees_leave_every_byte_in_place() {
+        let a = Box::new(Arena::new());
+        // SAFETY: valid layouts; blocks are used within their sizes.
+        unsafe {
+            let big = layout(SMALL * 4, 16);
+            let p = a.alloc(big);
+            std::slice::from_raw_parts_mut(p, big.size()).fill(0x5a);
+            let small = layout(64, 8);
+            let s = a.alloc(small);
+            s.write_bytes(0x33, 64);
+            a.freeze();
+            a.dealloc(p, big);
+            a.dealloc(s, small);
+            // A realloc copies and never frees the old block.
+            let q = a.realloc(p, big, SMALL * 8);
+            assert!(q != p && !q.is_null());
+            // Had `p` been freed, this allocation could reuse its bytes.
+            let r = a.alloc(big);
+            assert!(r != p);
+            assert!(std::slice::from_raw_parts(p, big.size())
+                .iter()
+                .all(|b| *b == 0x5a));
+            assert!(std::slice::from_raw_parts(s, 64).iter().all(|b| *b == 0x33));
+            assert!(std::slice::from_raw_parts(q, big.size())
+                .iter()
+                .all(|b| *b == 0x5a));
+            // Leaked on purpose: after a freeze nothing is freed (as in a
+            // plugin, whose instance is dropped whole).
         }
     }
 

@@ -107,8 +107,16 @@ impl<T: FittedTransform> t::GuestTransformer for Configured<T> {
         // The plugin owns the batch: input buffers it passes through or
         // rewrites in place are unshared when it returns, so the export
         // hands them back without a copy.
-        let out = self.0.transform_owned(import_batch(input)?)?;
-        Ok(export_batch(out)?)
+        let out = export_batch(self.0.transform_owned(import_batch(input)?)?)?;
+        // Nothing allocated so far is freed again: post-return leaves the
+        // output's buffers as returned, so the host can use them in place.
+        #[cfg(all(
+            target_arch = "wasm32",
+            not(target_feature = "atomics"),
+            feature = "arena"
+        ))]
+        crate::arena::freeze_frees();
+        Ok(out)
     }
 }
 

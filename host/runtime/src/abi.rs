@@ -8,7 +8,9 @@
 //! after that skip the per-instance type check, which is sound because they
 //! use exactly the checked signatures on the same component.
 
-use std::mem::ManuallyDrop;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use kiln_wire::{Batch, BatchView, HostBytes, PluginError, Schema};
 use wasmtime::component::{
@@ -72,14 +74,95 @@ pub(crate) struct Exports {
     apply: ComponentExportIndex,
 }
 
+/// The custom section in which a plugin's core module promises that
+/// `apply`'s post-return leaves the returned buffers as they were (kiln-sdk
+/// emits it, with the one byte `1`; see its allocator's `freeze_frees`).
+pub(crate) const OUTPUTS_INTACT_SECTION: &str = "kiln:outputs-intact";
+
+/// Whether `component` carries [`OUTPUTS_INTACT_SECTION`] in any of its
+/// modules. Only a hint for correctness: lent output is validated after
+/// post-return, so a plugin that breaks the promise gets wrong output of
+/// its own making, never unsound memory.
+pub(crate) fn promises_intact_outputs(component: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(component)
+        .map_while(|p| p.ok())
+        .any(|p| {
+            matches!(p, wasmparser::Payload::CustomSection(c)
+                if c.name() == OUTPUTS_INTACT_SECTION && c.data() == [1])
+        })
+}
+
+/// Output buffers from which a call's buffers stay in its instance's
+/// memory instead of being copied out (when the plugin promises intact
+/// outputs): below this a copy costs less than keeping an instance.
+pub(crate) const LEND_FROM_BYTES: usize = 64 << 10;
+
+/// Instances an engine keeps alive for the outputs that point into their
+/// memory, at most; beyond, outputs are copied. The pool holds 256.
+pub(crate) const MAX_LENT_STORES: usize = 16;
+
+/// Owns the store of an instance whose linear memory holds the buffers of
+/// an output batch (the Arrow buffers hold this, see `kiln_wire::lending`):
+/// the store, and so the instance's memory, lives exactly as long as the
+/// last of them, and no guest code ever runs in it again.
+pub(crate) struct Keeper {
+    store: Mutex<Option<Store<HostState>>>,
+    /// Arrow asks owners to be unwind-safe; a keeper is only ever dropped,
+    /// so no half-updated engine state can be observed after a panic.
+    engine: AssertUnwindSafe<Engine>,
+}
+
+impl Keeper {
+    /// A keeper counted against [`MAX_LENT_STORES`], or `None` when
+    /// `engine` already keeps that many.
+    pub(crate) fn reserve(engine: &Engine) -> Option<Arc<Keeper>> {
+        let lent = &engine.inner().lent_stores;
+        lent.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_LENT_STORES).then_some(n + 1)
+        })
+        .ok()?;
+        Some(Arc::new(Keeper {
+            store: Mutex::new(None),
+            engine: AssertUnwindSafe(engine.clone()),
+        }))
+    }
+
+    /// Take over `session`'s store: it is dropped with this keeper.
+    pub(crate) fn keep(&self, session: &mut Session) {
+        let store = session.store.take();
+        *self.store.lock().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        let store = self
+            .store
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(store) = store {
+            // Resetting a large call's memory is the reaper's job.
+            self.engine.reaper().retire(store);
+        }
+        self.engine
+            .inner()
+            .lent_stores
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One instance of a plugin in its own store: what a call runs in.
 ///
 /// A session that saw a large batch ([`Session::drop_off_thread`]) hands
 /// its store to the engine's [`Reaper`] when dropped, so the caller does not
 /// pay for resetting the memory the call dirtied; a small one is dropped
-/// in place (waking another thread would cost more than the reset).
+/// in place (waking another thread would cost more than the reset). A
+/// session whose store went to a [`Keeper`] is spent.
 pub(crate) struct Session {
-    store: ManuallyDrop<Store<HostState>>,
+    /// `None` once a [`Keeper`] took it.
+    store: Option<Store<HostState>>,
     instance: Instance,
     /// Set for a session that carries a large batch.
     reaper: Option<Reaper>,
@@ -91,20 +174,22 @@ pub(crate) const REAP_FROM_BYTES: usize = 64 << 10;
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // SAFETY: `store` is never used again; this is the only place it
-        // is taken, once, in `drop`.
-        let store = unsafe { ManuallyDrop::take(&mut self.store) };
-        match &self.reaper {
-            Some(reaper) => reaper.retire(store),
-            None => drop(store),
+        match (self.store.take(), &self.reaper) {
+            (Some(store), Some(reaper)) => reaper.retire(store),
+            (Some(store), None) => drop(store),
+            (None, _) => {}
         }
     }
 }
 
+/// What a spent session's store accessors say: every path that could reach
+/// one checks [`Session::is_spent`] first.
+const SPENT: &str = "a spent session (its store went to a Keeper) was called again";
+
 impl Session {
     pub(crate) fn new(store: Store<HostState>, instance: Instance) -> Session {
         Session {
-            store: ManuallyDrop::new(store),
+            store: Some(store),
             instance,
             reaper: None,
         }
@@ -119,12 +204,17 @@ impl Session {
         }
     }
 
+    /// Whether a [`Keeper`] took this session's store.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.store.is_none()
+    }
+
     pub(crate) fn store(&self) -> &Store<HostState> {
-        &self.store
+        self.store.as_ref().expect(SPENT)
     }
 
     pub(crate) fn store_mut(&mut self) -> &mut Store<HostState> {
-        &mut self.store
+        self.store.as_mut().expect(SPENT)
     }
 
     fn func(&mut self, idx: &ComponentExportIndex) -> wasmtime::Result<Func> {
@@ -267,6 +357,33 @@ impl Exports {
     ) -> wasmtime::Result<Result<Batch<HostBytes>, PluginError>> {
         let f = unchecked!(s, &self.apply, Apply<'_>);
         Ok(f.call(s.store_mut(), (res, batch))?.0)
+    }
+
+    /// [`Exports::apply`], leaving output buffers of [`LEND_FROM_BYTES`]
+    /// or more in the instance's memory, each holding `keeper`; also says
+    /// whether any was. If so and the output is kept, the caller must hand
+    /// `s`'s store to `keeper` ([`Keeper::keep`]) and never call `s` again.
+    pub(crate) fn apply_lending(
+        &self,
+        s: &mut Session,
+        res: ResourceAny,
+        batch: BatchView<'_>,
+        keeper: &Arc<Keeper>,
+    ) -> wasmtime::Result<(Result<Batch<HostBytes>, PluginError>, bool)> {
+        let f = unchecked!(s, &self.apply, Apply<'_>);
+        let store = s.store_mut();
+        let owner: Arc<dyn arrow::alloc::Allocation> = keeper.clone();
+        // SAFETY: the pool never moves an instance's memory, and each lent
+        // buffer holds `keeper`, to which the caller hands this store once
+        // the output is accepted; the store is not called again (a spent
+        // session refuses calls), so no guest code writes that memory
+        // after post-return, which runs inside `call`. If the output is
+        // refused, the lent buffers are dropped with it and the store stays
+        // in the session. The lent bytes are validated after `call`
+        // returns, like copied ones.
+        let (r, lent) =
+            unsafe { kiln_wire::lending(owner, LEND_FROM_BYTES, || f.call(store, (res, batch))) };
+        Ok((r?.0, lent))
     }
 }
 

@@ -48,6 +48,9 @@ pub(crate) struct EngineInner {
     _ticker: Ticker,
     /// Where used stores go to be dropped; started at the first call.
     reaper: OnceLock<Reaper>,
+    /// Stores kept alive by outputs that point into their memory
+    /// (`abi::Keeper`), at most `abi::MAX_LENT_STORES`.
+    pub(crate) lent_stores: std::sync::atomic::AtomicUsize,
 }
 
 /// Used stores waiting for the reaper thread, at most: a few, so a reaper
@@ -207,9 +210,20 @@ impl Engine {
                 config,
                 cache: Mutex::new(HashMap::new()),
                 reaper: OnceLock::new(),
+                lent_stores: Default::default(),
                 _ticker: ticker,
             }),
         })
+    }
+
+    /// Plugin instances kept alive because output arrays still point into
+    /// their memory (large outputs are not copied out; see
+    /// [`crate::Plugin::apply_ready`]), at most 16. Each holds its
+    /// instance's whole linear memory until the last such array is dropped.
+    pub fn lent_instances(&self) -> usize {
+        self.inner
+            .lent_stores
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The engine's settings.

@@ -30,7 +30,12 @@
 //!
 //! Batches cross the boundary as Arrow buffers through `kiln-wire`: one
 //! copy in (the canonical-ABI lowering of borrowed Arrow buffers), one copy
-//! out (the lift), and everything a plugin returns is validated first.
+//! out (the lift) or, for output buffers of 64 KiB or more from a plugin
+//! that promises to leave them intact (kiln-sdk's custom section
+//! `kiln:outputs-intact`), none: the arrays point into the finished
+//! instance's memory, which lives as long as they do (at most 16 per
+//! engine, [`Engine::lent_instances`]). Everything a plugin returns is
+//! validated first, after the last guest code of the call has run.
 //!
 //! ```no_run
 //! use kiln_runtime::{Engine, Params};

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, ResourceAny};
 use wasmtime::{Store, Trap};
 
-use crate::abi::{Exports, KindRecord, Session, TRANSFORM_INTERFACE};
+use crate::abi::{Exports, Keeper, KindRecord, Session, LEND_FROM_BYTES, TRANSFORM_INTERFACE};
 use crate::engine::Engine;
 use crate::identity::plugin_id;
 use crate::sandbox::{new_store, HostState, MemoryCapHit};
@@ -89,6 +89,11 @@ struct PluginInner {
     info: PluginInfo,
     pre: InstancePre<HostState>,
     exports: Exports,
+    /// The plugin promises that `apply`'s post-return leaves its output's
+    /// buffers intact ([`crate::abi::promises_intact_outputs`]): large
+    /// outputs may then stay in the instance's memory (see
+    /// [`Plugin::apply_ready`]).
+    outputs_intact: bool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -121,7 +126,8 @@ impl Engine {
     pub fn load_bytes(&self, bytes: &[u8], label: &Path) -> Result<Plugin> {
         let id = plugin_id(bytes);
         let component = self.compile(bytes, &id, label)?;
-        Plugin::new(self.clone(), id, component, label)
+        let outputs_intact = crate::abi::promises_intact_outputs(bytes);
+        Plugin::new(self.clone(), id, component, label, outputs_intact)
     }
 }
 
@@ -131,6 +137,7 @@ impl Plugin {
         id: String,
         component: Component,
         label: &Path,
+        outputs_intact: bool,
     ) -> Result<Plugin> {
         let load_err = |message: String| Error::Load {
             path: label.to_path_buf(),
@@ -184,6 +191,7 @@ impl Plugin {
                 },
                 pre,
                 exports,
+                outputs_intact,
             }),
         };
         // Typed function signatures are checked now, so a plugin with a
@@ -349,9 +357,16 @@ impl Plugin {
     /// instance must not be used again unless the caller accepts that it
     /// carries state from this call.
     ///
+    /// Large output buffers (64 KiB or more) of a plugin that promises to
+    /// leave them intact (every kiln-sdk plugin does) are not copied out:
+    /// the returned arrays point into the instance's memory, and the
+    /// instance lives until the last of them is dropped (at most 16 such
+    /// instances per engine; beyond that, outputs are copied). That
+    /// instance is then spent: calling this again with `ready` is an error.
+    ///
     /// # Errors
     /// What the plugin reports; [`Error::InvalidOutput`] for malformed
-    /// output; traps and limits.
+    /// output; traps and limits; [`Error::Internal`] for a spent `ready`.
     pub fn apply_ready(
         &self,
         ready: &mut Ready,
@@ -359,16 +374,25 @@ impl Plugin {
         sig: &Signature,
     ) -> Result<RecordBatch> {
         let pref = self.plugin_ref();
+        if ready.session.is_spent() {
+            return Err(Error::Internal(format!(
+                "{pref}: this Ready's instance holds the previous call's output; prepare another with Plugin::ready"
+            )));
+        }
         let prepared = Prepared::new(batch, sig.0.wire.clone());
         let res = ready.res;
-        ready
-            .session
-            .drop_off_thread(batch.get_array_memory_size(), &self.inner.engine);
-        let out = call(&mut ready.session, &pref, |s| {
-            self.inner.exports.apply(s, res, prepared.view())
-        })?
-        .map_err(|e| plugin_error(&pref, e))?;
-        let ratio = self.inner.engine.config().max_output_ratio;
+        let input_bytes = batch.get_array_memory_size();
+        let engine = &self.inner.engine;
+        ready.session.drop_off_thread(input_bytes, engine);
+        let keeper = (self.inner.outputs_intact && input_bytes >= LEND_FROM_BYTES)
+            .then(|| Keeper::reserve(engine))
+            .flatten();
+        let (out, lent) = call(&mut ready.session, &pref, |s| match &keeper {
+            Some(k) => self.inner.exports.apply_lending(s, res, prepared.view(), k),
+            None => Ok((self.inner.exports.apply(s, res, prepared.view())?, false)),
+        })?;
+        let out = out.map_err(|e| plugin_error(&pref, e))?;
+        let ratio = engine.config().max_output_ratio;
         let max_rows = (batch.num_rows() as u64).max(1).saturating_mul(ratio);
         if out.num_rows > max_rows {
             return Err(wire_error(
@@ -379,8 +403,14 @@ impl Plugin {
                 },
             ));
         }
-        kiln_wire::import_batch_declared(out, &sig.0.output, &sig.0.output_wire)
-            .map_err(|e| wire_error(&pref, e))
+        let out = kiln_wire::import_batch_declared(out, &sig.0.output, &sig.0.output_wire)
+            .map_err(|e| wire_error(&pref, e))?;
+        // Validated: if any buffer of the accepted output points into the
+        // instance's memory, the store goes with them.
+        if let Some(k) = keeper.filter(|k| lent && Arc::strong_count(k) > 1) {
+            k.keep(&mut ready.session);
+        }
+        Ok(out)
     }
 }
 
@@ -726,7 +756,9 @@ impl Transformer {
     }
 
     /// Transform one batch. The output is validated against the declared
-    /// output schema before it is returned.
+    /// output schema before it is returned. Large output buffers stay in
+    /// the call's instance, which lives until they are dropped (see
+    /// [`Plugin::apply_ready`]).
     ///
     /// # Errors
     /// What the plugin reports; [`Error::InvalidOutput`] for malformed

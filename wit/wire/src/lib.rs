@@ -15,7 +15,8 @@
 //! - [`Batch`] / [`Array`]: a batch as owned buffers; [`BatchView`] /
 //!   [`ArrayView`]: the same record borrowing Arrow's buffers, for a
 //!   lowering that is the only copy; `HostBytes` (feature `wasmtime`): an
-//!   output buffer lifted with one `memcpy`, into huge pages when large.
+//!   output buffer lifted with one `memcpy`, into huge pages when large, or
+//!   inside `lending` left in the guest's memory under an owner.
 //! - [`PluginError`] / [`InputError`]: what a plugin reports.
 //! - [`export_schema`] / [`import_schema`]: Arrow schema <-> wire schema.
 //! - [`Prepared`]: a record batch walked into wire form without copying;
@@ -52,7 +53,7 @@ mod types;
 pub use batch::{import_batch, import_batch_declared, import_host_batch, Prepared, WireBytes};
 pub use error::WireError;
 #[cfg(feature = "wasmtime")]
-pub use host_bytes::{HostBytes, HUGE_PAGE_THRESHOLD};
+pub use host_bytes::{lending, HostBytes, HUGE_PAGE_THRESHOLD};
 pub use schema::{export_schema, import_schema, MAX_DEPTH};
 pub use types::{
     Array, ArrayView, Batch, BatchView, DataType, DecimalType, Field, IndexType, InputError,
