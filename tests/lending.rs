@@ -185,3 +185,37 @@ fn an_instance_holding_an_output_refuses_another_call() {
         assert_scaled(&o, &small, "small, reused");
     }
 }
+
+#[test]
+fn every_serving_strategy_serves_large_batches_call_after_call() {
+    use kiln_host::{InstanceStrategy, ServingOptions, ServingTransform};
+    for strategy in [
+        InstanceStrategy::default(),
+        InstanceStrategy::Fresh,
+        // Reuse drops an instance that holds its output instead of
+        // offering it to the next call.
+        InstanceStrategy::ReuseUnsafe,
+    ] {
+        let engine = Engine::new().unwrap();
+        let t = ServingTransform::with_options(
+            "scaler",
+            scaler(&engine),
+            params(),
+            Some(state()),
+            ServingOptions::default().with_strategy(strategy),
+        )
+        .unwrap();
+        let mut held = Vec::new();
+        for seed in 0..4 {
+            let i = input(200_000, seed);
+            let out = t
+                .apply(&i)
+                .unwrap_or_else(|e| panic!("{strategy:?}, call {seed}: {e}"));
+            assert_scaled(&out, &i, &format!("{strategy:?}, call {seed}"));
+            held.push(out);
+        }
+        assert_eq!(engine.lent_instances(), 4, "{strategy:?}");
+        drop(held);
+        assert_eq!(engine.lent_instances(), 0, "{strategy:?}");
+    }
+}

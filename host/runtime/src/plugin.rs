@@ -421,6 +421,15 @@ pub struct Ready {
     res: ResourceAny,
 }
 
+impl Ready {
+    /// Whether this instance's memory holds the output of the call it ran
+    /// (a large output is not copied out, see [`Plugin::apply_ready`]): it
+    /// cannot be called again and is only to be dropped.
+    pub fn is_spent(&self) -> bool {
+        self.session.is_spent()
+    }
+}
+
 impl std::fmt::Debug for Ready {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ready").finish_non_exhaustive()

@@ -636,8 +636,9 @@ impl Step {
             Instances::Fresh => drop(ready),
             Instances::Pool(pool) => pool.retire(ready),
             Instances::Reuse(idle) => {
-                // A failed instance (trap, limit, bad output) is dropped.
-                if out.is_ok() {
+                // A failed instance (trap, limit, bad output) is dropped,
+                // and so is one whose memory now holds the output.
+                if out.is_ok() && !ready.is_spent() {
                     idle.lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .push(ready);
