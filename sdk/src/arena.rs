@@ -21,8 +21,9 @@
 //! them out (`OUTPUTS_INTACT`, the custom section that promises it).
 //!
 //! It is compiled, as the global allocator, only on `wasm32` without
-//! threads (the plugin target) with the `arena` feature (on by default), and
-//! natively for its unit tests.
+//! threads (the plugin target) with the `arena` feature (on by default):
+//! `cfg(kiln_arena)`, which `build.rs` sets; and natively for its unit
+//! tests.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, UnsafeCell};
@@ -48,7 +49,7 @@ struct Arena {
 // SAFETY: only for wasm32 without the `atomics` target feature, where a
 // module has exactly one thread, so the cells are never shared between
 // threads.
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[cfg(kiln_arena)]
 unsafe impl Sync for Arena {}
 
 impl Arena {
@@ -161,11 +162,7 @@ unsafe impl GlobalAlloc for Arena {
     }
 }
 
-#[cfg(all(
-    target_arch = "wasm32",
-    not(target_feature = "atomics"),
-    feature = "arena"
-))]
+#[cfg(kiln_arena)]
 #[global_allocator]
 static GLOBAL: Arena = Arena::new();
 
@@ -173,22 +170,14 @@ static GLOBAL: Arena = Arena::new();
 /// module, version `1`): after `apply` returns, post-return writes nothing
 /// into the output's buffers, so the host may use them in place. Emitted
 /// exactly where `freeze_frees` does its work.
-#[cfg(all(
-    target_arch = "wasm32",
-    not(target_feature = "atomics"),
-    feature = "arena"
-))]
+#[cfg(kiln_arena)]
 #[used]
 #[link_section = "kiln:outputs-intact"]
 static OUTPUTS_INTACT: [u8; 1] = [1];
 
 /// From now on, frees do nothing (see the module documentation). Called by
 /// the `apply` export once its output is built.
-#[cfg(all(
-    target_arch = "wasm32",
-    not(target_feature = "atomics"),
-    feature = "arena"
-))]
+#[cfg(kiln_arena)]
 pub(crate) fn freeze_frees() {
     GLOBAL.freeze();
 }

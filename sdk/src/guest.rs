@@ -110,11 +110,7 @@ impl<T: FittedTransform> t::GuestTransformer for Configured<T> {
         let out = export_batch(self.0.transform_owned(import_batch(input)?)?)?;
         // Nothing allocated so far is freed again: post-return leaves the
         // output's buffers as returned, so the host can use them in place.
-        #[cfg(all(
-            target_arch = "wasm32",
-            not(target_feature = "atomics"),
-            feature = "arena"
-        ))]
+        #[cfg(kiln_arena)]
         crate::arena::freeze_frees();
         Ok(out)
     }

@@ -63,14 +63,9 @@
 //! the `.wasm` in `target/wasm32-wasip2/release/` is the plugin.
 #![deny(missing_docs)]
 
-#[cfg(any(
-    test,
-    all(
-        target_arch = "wasm32",
-        not(target_feature = "atomics"),
-        feature = "arena"
-    )
-))]
+// The plugin's allocator where `build.rs` sets `kiln_arena`; natively
+// only for its unit tests.
+#[cfg(any(test, kiln_arena))]
 mod arena;
 pub mod columns;
 mod error;

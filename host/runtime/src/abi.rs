@@ -360,8 +360,9 @@ impl Exports {
     }
 
     /// [`Exports::apply`], leaving output buffers of [`LEND_FROM_BYTES`]
-    /// or more in the instance's memory, each holding `keeper`; also says
-    /// whether any was. If so and the output is kept, the caller must hand
+    /// or more in the instance's memory, each holding a clone of `keeper`
+    /// (so any was lent if `keeper` has more than one strong count once
+    /// this returns). If so and the output is kept, the caller must hand
     /// `s`'s store to `keeper` ([`Keeper::keep`]) and never call `s` again.
     pub(crate) fn apply_lending(
         &self,
@@ -369,7 +370,7 @@ impl Exports {
         res: ResourceAny,
         batch: BatchView<'_>,
         keeper: &Arc<Keeper>,
-    ) -> wasmtime::Result<(Result<Batch<HostBytes>, PluginError>, bool)> {
+    ) -> wasmtime::Result<Result<Batch<HostBytes>, PluginError>> {
         let f = unchecked!(s, &self.apply, Apply<'_>);
         let store = s.store_mut();
         let owner: Arc<dyn arrow::alloc::Allocation> = keeper.clone();
@@ -381,9 +382,9 @@ impl Exports {
         // refused, the lent buffers are dropped with it and the store stays
         // in the session. The lent bytes are validated after `call`
         // returns, like copied ones.
-        let (r, lent) =
+        let r =
             unsafe { kiln_wire::lending(owner, LEND_FROM_BYTES, || f.call(store, (res, batch))) };
-        Ok((r?.0, lent))
+        Ok(r?.0)
     }
 }
 

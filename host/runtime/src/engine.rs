@@ -42,7 +42,7 @@ pub(crate) struct EngineInner {
     pub(crate) wasmtime: wasmtime::Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: EngineConfig,
-    cache: Mutex<HashMap<String, Component>>,
+    cache: Mutex<HashMap<String, Compiled>>,
     disk: Option<DiskCache>,
     /// Held for its `Drop`: the deadline thread stops with the engine.
     _ticker: Ticker,
@@ -57,6 +57,15 @@ pub(crate) struct EngineInner {
 /// that gets no CPU holds only a few pool slots (the caller then drops its
 /// store itself).
 const REAPER_QUEUE: usize = 2;
+
+/// A plugin compiled for this engine, with what its bytes say beyond the
+/// code (read once, kept with the component in the memory cache).
+#[derive(Clone)]
+pub(crate) struct Compiled {
+    pub(crate) component: Component,
+    /// The plugin promises intact outputs ([`crate::abi::promises_intact_outputs`]).
+    pub(crate) outputs_intact: bool,
+}
 
 /// Drops used stores on a thread of its own (`kiln-reaper`).
 ///
@@ -253,7 +262,7 @@ impl Engine {
 
     /// Compile `bytes` (id `id`), or take the component from the memory or
     /// disk cache.
-    pub(crate) fn compile(&self, bytes: &[u8], id: &str, label: &Path) -> Result<Component> {
+    pub(crate) fn compile(&self, bytes: &[u8], id: &str, label: &Path) -> Result<Compiled> {
         let load_err = |message: String| Error::Load {
             path: label.to_path_buf(),
             message,
@@ -274,11 +283,15 @@ impl Engine {
                 c
             }
         };
-        self.lock_cache().insert(id.to_owned(), component.clone());
-        Ok(component)
+        let compiled = Compiled {
+            component,
+            outputs_intact: crate::abi::promises_intact_outputs(bytes),
+        };
+        self.lock_cache().insert(id.to_owned(), compiled.clone());
+        Ok(compiled)
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Component>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Compiled>> {
         self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -13,11 +13,11 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use kiln_wire::{PluginError, Prepared, WireError};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, InstancePre, ResourceAny};
+use wasmtime::component::{InstancePre, ResourceAny};
 use wasmtime::{Store, Trap};
 
 use crate::abi::{Exports, Keeper, KindRecord, Session, LEND_FROM_BYTES, TRANSFORM_INTERFACE};
-use crate::engine::Engine;
+use crate::engine::{Compiled, Engine};
 use crate::identity::plugin_id;
 use crate::sandbox::{new_store, HostState, MemoryCapHit};
 use crate::{Error, Params, PluginRef, Result, WIT_VERSION};
@@ -125,9 +125,8 @@ impl Engine {
     /// As [`Engine::load`].
     pub fn load_bytes(&self, bytes: &[u8], label: &Path) -> Result<Plugin> {
         let id = plugin_id(bytes);
-        let component = self.compile(bytes, &id, label)?;
-        let outputs_intact = crate::abi::promises_intact_outputs(bytes);
-        Plugin::new(self.clone(), id, component, label, outputs_intact)
+        let compiled = self.compile(bytes, &id, label)?;
+        Plugin::new(self.clone(), id, compiled, label)
     }
 }
 
@@ -135,10 +134,13 @@ impl Plugin {
     pub(crate) fn new(
         engine: Engine,
         id: String,
-        component: Component,
+        compiled: Compiled,
         label: &Path,
-        outputs_intact: bool,
     ) -> Result<Plugin> {
+        let Compiled {
+            component,
+            outputs_intact,
+        } = compiled;
         let load_err = |message: String| Error::Load {
             path: label.to_path_buf(),
             message,
@@ -387,9 +389,9 @@ impl Plugin {
         let keeper = (self.inner.outputs_intact && input_bytes >= LEND_FROM_BYTES)
             .then(|| Keeper::reserve(engine))
             .flatten();
-        let (out, lent) = call(&mut ready.session, &pref, |s| match &keeper {
+        let out = call(&mut ready.session, &pref, |s| match &keeper {
             Some(k) => self.inner.exports.apply_lending(s, res, prepared.view(), k),
-            None => Ok((self.inner.exports.apply(s, res, prepared.view())?, false)),
+            None => self.inner.exports.apply(s, res, prepared.view()),
         })?;
         let out = out.map_err(|e| plugin_error(&pref, e))?;
         let ratio = engine.config().max_output_ratio;
@@ -406,8 +408,9 @@ impl Plugin {
         let out = kiln_wire::import_batch_declared(out, &sig.0.output, &sig.0.output_wire)
             .map_err(|e| wire_error(&pref, e))?;
         // Validated: if any buffer of the accepted output points into the
-        // instance's memory, the store goes with them.
-        if let Some(k) = keeper.filter(|k| lent && Arc::strong_count(k) > 1) {
+        // instance's memory (each holds a clone of the keeper), the store
+        // goes with them.
+        if let Some(k) = keeper.filter(|k| Arc::strong_count(k) > 1) {
             k.keep(&mut ready.session);
         }
         Ok(out)

@@ -16,7 +16,7 @@
 //! the plugin returned them, in its instance's linear memory, and the Arrow
 //! buffer keeps an owner alive (the caller's, which then holds the
 //! instance's store, so no guest code runs in that memory again).
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -125,7 +125,6 @@ impl From<HostBytes> for Buffer {
 struct Lender {
     owner: Arc<dyn Allocation>,
     min_bytes: usize,
-    lent: Cell<bool>,
 }
 
 thread_local! {
@@ -134,7 +133,8 @@ thread_local! {
 
 /// Run `f` (a call into a guest) with lifts of buffers of at least
 /// `min_bytes` left in the guest's memory instead of copied, each holding a
-/// clone of `owner`; returns `f`'s result and whether any buffer was lent.
+/// clone of `owner`; returns `f`'s result. Whether any buffer was lent is
+/// `owner`'s count of clones once this returns: each lent buffer holds one.
 ///
 /// # Safety
 /// Until the last clone of `owner` is dropped, the memory of the guest
@@ -145,18 +145,8 @@ thread_local! {
 /// read). If `f`'s guest writes into what it returned during its
 /// post-return, the lent bytes are whatever it wrote: wrong output, never
 /// unsoundness, as long as they are validated after `f` returns.
-pub unsafe fn lending<R>(
-    owner: Arc<dyn Allocation>,
-    min_bytes: usize,
-    f: impl FnOnce() -> R,
-) -> (R, bool) {
-    let previous = LENDER.with(|l| {
-        l.replace(Some(Lender {
-            owner,
-            min_bytes,
-            lent: Cell::new(false),
-        }))
-    });
+pub unsafe fn lending<R>(owner: Arc<dyn Allocation>, min_bytes: usize, f: impl FnOnce() -> R) -> R {
+    let previous = LENDER.with(|l| l.replace(Some(Lender { owner, min_bytes })));
     // The previous lender comes back when this returns, or if `f` unwinds.
     struct Restore(Option<Lender>);
     impl Drop for Restore {
@@ -165,9 +155,7 @@ pub unsafe fn lending<R>(
         }
     }
     let _restore = Restore(previous);
-    let r = f();
-    let lent = LENDER.with(|l| l.borrow().as_ref().is_some_and(|l| l.lent.get()));
-    (r, lent)
+    f()
 }
 
 /// The bytes of a lifted list: lent if a [`lending`] call on this thread
@@ -177,7 +165,6 @@ fn lift_bytes(memory: &[u8], ptr: usize, len: usize) -> HostBytes {
     let lent = LENDER.with(|l| {
         let l = l.borrow();
         let l = l.as_ref().filter(|l| len > 0 && len >= l.min_bytes)?;
-        l.lent.set(true);
         Some(HostBytes(Repr::Lent {
             ptr: NonNull::from(src).cast(),
             len,

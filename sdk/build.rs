@@ -1,0 +1,19 @@
+//! Sets `cfg(kiln_arena)` where the SDK installs its arena as the plugin's
+//! global allocator (`src/arena.rs`): on `wasm32` without threads (the
+//! plugin target; a module there has exactly one thread) and with the
+//! `arena` feature. The condition lives here once; the code says
+//! `#[cfg(kiln_arena)]`.
+
+use std::env;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(kiln_arena)");
+    println!("cargo::rerun-if-changed=build.rs");
+    let wasm32 = env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "wasm32");
+    let threads =
+        env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|f| f == "atomics"));
+    let arena = env::var_os("CARGO_FEATURE_ARENA").is_some();
+    if wasm32 && !threads && arena {
+        println!("cargo::rustc-cfg=kiln_arena");
+    }
+}
