@@ -26,6 +26,16 @@ use kiln_host::{
 };
 use registry::{LineageCommand, StoreArgs, StoreCommand};
 
+/// The process allocator. A serving pool prepares and drops instances on its
+/// refill thread while callers use them on theirs, so memory is routinely
+/// freed on another thread than the one that allocated it; glibc's malloc
+/// then takes the owning arena's lock (a futex wake-up per contended free),
+/// which made a back-to-back 1-row call through the pool slower than
+/// instantiating on the caller (docs/performance.md, tenth round).
+/// mimalloc frees across threads without a lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Run ML feature transforms as sandboxed WebAssembly components over Arrow data.
 ///
 /// A plugin is a `.wasm` component implementing the kiln:transform contract;

@@ -83,6 +83,12 @@ impl ServingOptions {
 ///
 /// Cheap to clone; clones share the target, the warm pool and the metrics.
 ///
+/// The warm pool frees memory across threads (its refill thread drops
+/// instances that callers used); under glibc's malloc those frees contend
+/// on arena locks and double a back-to-back call's latency. Serve from a
+/// process whose global allocator frees across threads without a lock
+/// (mimalloc or jemalloc), as the `kiln` binary does (docs/serving.md).
+///
 /// # Examples
 /// ```no_run
 /// use std::sync::Arc;
