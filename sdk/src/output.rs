@@ -34,18 +34,9 @@ where
 {
     let src: &[I::Native] = array.values();
     let len = src.len();
-    let values = match aligned_bytes::<O::Native>(len) {
-        Some(mut v) => {
-            // SAFETY: `v` has room for `len` `O::Native`s and starts
-            // aligned for them (`aligned_bytes`); nothing else refers to it.
-            let slots = unsafe {
-                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<O::Native>>(), len)
-            };
-            map_into(src, slots, &op);
-            // SAFETY: `map_into` wrote all `len` slots, i.e. every byte.
-            unsafe { v.set_len(len * size_of::<O::Native>()) };
-            ScalarBuffer::new(Buffer::from_vec(v), 0, len)
-        }
+    // SAFETY: `map_into` writes every slot it is given.
+    let values = match unsafe { in_bytes(len, |slots| map_into(src, slots, &op)) } {
+        Some(buffer) => ScalarBuffer::new(buffer, 0, len),
         None => ScalarBuffer::from(src.iter().map(|&v| op(v)).collect::<Vec<_>>()),
     };
     PrimitiveArray::new(values, array.nulls().cloned())
@@ -174,15 +165,31 @@ fn into4<I: Copy, O, F: Fn(I) -> O>(
     }
 }
 
-/// An empty `Vec<u8>` with room for `len` `T`s, if `len > 0` and the
-/// allocator returned memory aligned for `T` (else the caller builds a
-/// `Vec<T>`).
-fn aligned_bytes<T>(len: usize) -> Option<Vec<u8>> {
+/// `len` `T`s that `write` stores into the uninitialised slots of a
+/// `Vec<u8>` allocation, as a [`Buffer`]; `None` (and `write` not called)
+/// if `len` is 0 or the allocator returned memory not aligned for `T`, in
+/// which case the caller builds a `Vec<T>`.
+///
+/// # Safety
+/// `write` must initialise every slot it is given, or panic.
+unsafe fn in_bytes<T>(len: usize, write: impl FnOnce(&mut [MaybeUninit<T>])) -> Option<Buffer> {
     let bytes = len
         .checked_mul(size_of::<T>())
         .expect("output length overflows usize");
-    let v = Vec::<u8>::with_capacity(bytes);
-    (len > 0 && v.as_ptr().align_offset(align_of::<T>()) == 0).then_some(v)
+    let mut v = Vec::<u8>::with_capacity(bytes);
+    if len == 0 || v.as_ptr().align_offset(align_of::<T>()) != 0 {
+        return None;
+    }
+    // SAFETY: the allocation has room for `len` `T`s and starts aligned for
+    // `T` (checked above), so it is valid as `len` uninitialised `T`s;
+    // nothing else refers to it.
+    let slots =
+        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<T>>(), len) };
+    write(slots);
+    // SAFETY: `write` initialised all `len` slots (the caller's promise),
+    // i.e. every byte.
+    unsafe { v.set_len(bytes) };
+    Some(Buffer::from_vec(v))
 }
 
 /// A primitive array of exactly `len` values from `values`, with `nulls`.
@@ -244,31 +251,27 @@ where
 
 /// `len` values in a `Vec<u8>` allocation (or, if the allocator returned
 /// memory not aligned for `T`, in a `Vec<T>`).
-fn scalars<T: ArrowNativeType>(len: usize, values: impl Iterator<Item = T>) -> ScalarBuffer<T> {
-    let Some(mut v) = aligned_bytes::<T>(len) else {
-        let all: Vec<T> = values.collect();
-        assert_eq!(
-            all.len(),
-            len,
-            "values yield {} items, not {len}",
-            all.len()
-        );
-        return ScalarBuffer::from(all);
+fn scalars<T: ArrowNativeType>(len: usize, mut values: impl Iterator<Item = T>) -> ScalarBuffer<T> {
+    let write = |slots: &mut [MaybeUninit<T>]| {
+        let mut written = 0;
+        for (slot, value) in slots.iter_mut().zip(values.by_ref()) {
+            slot.write(value);
+            written += 1;
+        }
+        assert_eq!(written, len, "values yield {written} items, not {len}");
     };
-    // SAFETY: the allocation has room for `len` `T`s and starts aligned for
-    // `T` (`aligned_bytes`), so it is valid as `len` uninitialised `T`s;
-    // nothing else refers to it.
-    let slots =
-        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<T>>(), len) };
-    let mut written = 0;
-    for (slot, value) in slots.iter_mut().zip(values) {
-        slot.write(value);
-        written += 1;
+    // SAFETY: `write` initialises every slot or panics (the count check).
+    if let Some(buffer) = unsafe { in_bytes(len, write) } {
+        return ScalarBuffer::new(buffer, 0, len);
     }
-    assert_eq!(written, len, "values yield {written} items, not {len}");
-    // SAFETY: the first `len` `T`s, i.e. every byte, were written above.
-    unsafe { v.set_len(len * size_of::<T>()) };
-    ScalarBuffer::new(Buffer::from_vec(v), 0, len)
+    let all: Vec<T> = values.collect();
+    assert_eq!(
+        all.len(),
+        len,
+        "values yield {} items, not {len}",
+        all.len()
+    );
+    ScalarBuffer::from(all)
 }
 
 #[cfg(test)]
