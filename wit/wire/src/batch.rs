@@ -212,24 +212,19 @@ fn import_columns<B: WireBytes>(
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         let column = f.name().as_str();
-        let data = import_array(f.data_type(), &mut arrays, column, check)?;
-        if data.len() != rows {
+        let array = import_column(f.data_type(), &mut arrays, column, check)?;
+        if array.len() != rows {
             return Err(WireError::new(
                 Some(column),
-                format!("array has {} rows but the batch says {rows}", data.len()),
+                format!("array has {} rows but the batch says {rows}", array.len()),
             ));
         }
-        if !f.is_nullable() && data.null_count() > 0 {
+        if !f.is_nullable() && array.null_count() > 0 {
             return Err(WireError::new(
                 Some(column),
                 "nulls in a field declared non-nullable",
             ));
         }
-        // Validation above is meant to make this infallible; if an Arrow
-        // constructor still panics on some input we did not foresee, refuse
-        // the batch instead of taking the process down.
-        let array = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_array(data)))
-            .map_err(|_| WireError::new(Some(column), "array rejected by Arrow's constructor"))?;
         columns.push(array);
     }
     if arrays.next().is_some() {
@@ -244,6 +239,140 @@ fn import_columns<B: WireBytes>(
         &RecordBatchOptions::new().with_row_count(Some(rows)),
     )
     .map_err(|e| WireError::new(None, e.to_string()))
+}
+
+/// One top-level column: fixed-width primitive arrays (most of what plugins
+/// return) are checked and wrapped directly ([`import_primitive`]); any
+/// other goes through [`import_array`] and Arrow's `ArrayData` validation.
+fn import_column<B: WireBytes>(
+    dt: &ArrowType,
+    rest: &mut impl Iterator<Item = Array<B>>,
+    column: &str,
+    check: Check,
+) -> Result<ArrayRef, WireError> {
+    if let Some(width) = primitive_width(dt) {
+        let a = rest
+            .next()
+            .ok_or_else(|| WireError::new(Some(column), "fewer arrays than fields"))?;
+        return import_primitive(dt, width, a, column);
+    }
+    let data = import_array(dt, rest, column, check)?;
+    // Validation above is meant to make this infallible; if an Arrow
+    // constructor still panics on some input we did not foresee, refuse
+    // the batch instead of taking the process down.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_array(data)))
+        .map_err(|_| WireError::new(Some(column), "array rejected by Arrow's constructor"))
+}
+
+/// The element width of the primitive types [`import_primitive`] builds;
+/// `None` for every other type (booleans are bit-packed, decimals keep
+/// Arrow's full path).
+fn primitive_width(dt: &ArrowType) -> Option<usize> {
+    use ArrowType::*;
+    match dt {
+        Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | UInt64
+        | Float16
+        | Float32
+        | Float64
+        | Date32
+        | Date64
+        | Timestamp(_, _) => dt.primitive_width(),
+        _ => None,
+    }
+}
+
+/// A primitive array of `width`-byte elements, with the checks `ArrayData`'s
+/// full validation makes for such a type (any bit pattern is a valid value,
+/// so only the layout can be wrong): one values buffer of whole elements
+/// covering `offset + length`, a validity bitmap covering as many bits. The
+/// values buffer is used in place unless misaligned for the type.
+///
+/// This skips `ArrayData`: no layout table, builder or second conversion,
+/// which is most of what a small array costs to import.
+fn import_primitive<B: WireBytes>(
+    dt: &ArrowType,
+    width: usize,
+    a: Array<B>,
+    column: &str,
+) -> Result<ArrayRef, WireError> {
+    use arrow_array::types::*;
+    use arrow_array::PrimitiveArray;
+    use arrow_buffer::{NullBuffer, ScalarBuffer};
+
+    let err = |m: String| WireError::new(Some(column), m);
+    let len = usize::try_from(a.length).map_err(|_| err("length overflows".into()))?;
+    let offset = usize::try_from(a.offset).map_err(|_| err("offset overflows".into()))?;
+    let Some(end) = len.checked_add(offset) else {
+        return Err(err(format!("offset {offset} + length {len} overflows")));
+    };
+    let [values] = <[B; 1]>::try_from(a.buffers)
+        .map_err(|b| err(format!("{} buffers for type {dt}, expected 1", b.len())))?;
+    let have = values.as_ref().len();
+    if have % width != 0 {
+        return Err(err(format!(
+            "buffer 0 has {have} bytes, not a whole number of {width}-byte elements"
+        )));
+    }
+    if have / width < end {
+        return Err(err(format!(
+            "values buffer holds {} elements, needs {end} (offset {offset} + length {len})",
+            have / width
+        )));
+    }
+    let nulls = match a.validity {
+        Some(v) => {
+            let need = end.div_ceil(8);
+            let have = v.as_ref().len();
+            if have < need {
+                return Err(err(format!(
+                    "validity bitmap has {have} bytes, needs {need}"
+                )));
+            }
+            NullBuffer::new(BooleanBuffer::new(v.into(), offset, len)).into()
+        }
+        None => None,
+    }
+    .filter(|n: &NullBuffer| n.null_count() > 0);
+    let mut values: Buffer = values.into();
+    if values.as_ptr().align_offset(width) != 0 {
+        values = Buffer::from_slice_ref(values.as_slice());
+    }
+    macro_rules! build {
+        ($t:ty) => {
+            Arc::new(
+                PrimitiveArray::<$t>::new(ScalarBuffer::new(values, offset, len), nulls)
+                    .with_data_type(dt.clone()),
+            ) as ArrayRef
+        };
+    }
+    use arrow_schema::TimeUnit as U;
+    Ok(match dt {
+        ArrowType::Int8 => build!(Int8Type),
+        ArrowType::Int16 => build!(Int16Type),
+        ArrowType::Int32 => build!(Int32Type),
+        ArrowType::Int64 => build!(Int64Type),
+        ArrowType::UInt8 => build!(UInt8Type),
+        ArrowType::UInt16 => build!(UInt16Type),
+        ArrowType::UInt32 => build!(UInt32Type),
+        ArrowType::UInt64 => build!(UInt64Type),
+        ArrowType::Float16 => build!(Float16Type),
+        ArrowType::Float32 => build!(Float32Type),
+        ArrowType::Float64 => build!(Float64Type),
+        ArrowType::Date32 => build!(Date32Type),
+        ArrowType::Date64 => build!(Date64Type),
+        ArrowType::Timestamp(U::Second, _) => build!(TimestampSecondType),
+        ArrowType::Timestamp(U::Millisecond, _) => build!(TimestampMillisecondType),
+        ArrowType::Timestamp(U::Microsecond, _) => build!(TimestampMicrosecondType),
+        ArrowType::Timestamp(U::Nanosecond, _) => build!(TimestampNanosecondType),
+        _ => return Err(err(format!("no primitive import for type {dt}"))),
+    })
 }
 
 fn check_against(

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use arrow_array::builder::{FixedSizeListBuilder, Float32Builder, Int64Builder, ListBuilder};
 use arrow_array::types::Int16Type;
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float64Array,
-    Int32Array, LargeStringArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
-    UInt8Array,
+    Array, ArrayRef, BooleanArray, Date32Array, Date64Array, Decimal128Array, DictionaryArray,
+    Float16Array, Float64Array, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray,
+    StructArray, TimestampMicrosecondArray, TimestampSecondArray, UInt64Array, UInt8Array,
 };
 use arrow_schema::{DataType, Field, Schema};
 use kiln_wire::{export_schema, import_batch, import_batch_declared, import_host_batch, Prepared};
@@ -57,6 +57,47 @@ fn cases() -> Vec<(&'static str, ArrayRef)> {
             ])),
         ),
         ("u8", Arc::new(UInt8Array::from(vec![0, 1, 2, 255]))),
+        (
+            "i64",
+            Arc::new(Int64Array::from(vec![
+                Some(i64::MIN),
+                None,
+                Some(0),
+                Some(7),
+            ])),
+        ),
+        ("u64", Arc::new(UInt64Array::from(vec![0, 1, u64::MAX, 3]))),
+        (
+            "f16",
+            // 1.0, -2.0, 65504 (the largest f16), NaN, by their bits.
+            Arc::new(Float16Array::from(
+                arrow_data::ArrayData::builder(DataType::Float16)
+                    .len(4)
+                    .add_buffer(arrow_buffer::Buffer::from_slice_ref([
+                        0x3c00u16, 0xc000, 0x7bff, 0x7e00,
+                    ]))
+                    .build()
+                    .unwrap(),
+            )),
+        ),
+        (
+            "date64",
+            Arc::new(Date64Array::from(vec![
+                Some(86_400_000),
+                None,
+                Some(-1),
+                Some(0),
+            ])),
+        ),
+        (
+            "ts_s",
+            Arc::new(TimestampSecondArray::from(vec![
+                Some(1),
+                Some(2),
+                None,
+                Some(-4),
+            ])),
+        ),
         (
             "f64",
             Arc::new(Float64Array::from(vec![
@@ -322,4 +363,119 @@ fn owned_vec_buffers_move_out_without_a_copy_and_shared_ones_are_copied() {
             .flat_map(|v| v.to_le_bytes())
             .collect::<Vec<u8>>()
     );
+}
+
+/// Fixed-width primitive columns skip `ArrayData` on import; every layout
+/// fault must still be refused, where Arrow's own validation (the oracle)
+/// refuses it too, with the same error from every import.
+#[test]
+fn malformed_primitive_arrays_are_refused_as_arrow_would() {
+    use arrow_buffer::Buffer;
+    use arrow_data::ArrayData;
+
+    let batch = RecordBatch::try_from_iter([(
+        "x",
+        Arc::new(Float64Array::from(vec![Some(0.5), None, Some(2.0)])) as ArrayRef,
+    )])
+    .unwrap();
+    let schema = export_schema(batch.schema_ref()).unwrap();
+    let good = Prepared::new(&batch, schema.clone()).into_batch();
+    type Mutate = fn(&mut kiln_wire::Batch);
+    let cases: Vec<(&str, Mutate, &str)> = vec![
+        (
+            "ragged values",
+            |b| {
+                b.arrays[0].buffers[0].pop();
+            },
+            "whole number",
+        ),
+        ("too long", |b| b.arrays[0].length = 4, "needs 4"),
+        ("window past the end", |b| b.arrays[0].offset = 1, "needs 4"),
+        ("missing values", |b| b.arrays[0].buffers.clear(), "buffers"),
+        (
+            "extra buffer",
+            |b| b.arrays[0].buffers.push(vec![0; 24]),
+            "buffers",
+        ),
+        (
+            "short validity",
+            |b| {
+                b.arrays[0].length = 9;
+                b.arrays[0].buffers[0] = vec![0; 72];
+            },
+            "bitmap",
+        ),
+        ("no array", |b| b.arrays.clear(), "fewer arrays"),
+    ];
+    for (what, mutate, needle) in cases {
+        let mut b = good.clone();
+        mutate(&mut b);
+        if let Some(a) = b.arrays.first() {
+            let oracle = ArrayData::try_new(
+                DataType::Float64,
+                a.length as usize,
+                a.validity.clone().map(Buffer::from_vec),
+                a.offset as usize,
+                a.buffers.iter().cloned().map(Buffer::from_vec).collect(),
+                vec![],
+            );
+            assert!(oracle.is_err(), "{what}: Arrow accepts it");
+        }
+        let fast = import_batch_declared(b.clone(), &batch.schema(), &schema).expect_err(what);
+        let guest = import_host_batch(b.clone()).expect_err(what);
+        let e = import_batch(b, Some(&batch.schema())).expect_err(what);
+        assert!(e.to_string().contains(needle), "{what}: {e}");
+        assert_eq!(e.column.as_deref(), Some("x"), "{what}");
+        assert_eq!(fast, e, "{what}");
+        assert_eq!(guest, e, "{what}");
+    }
+}
+
+/// A values buffer that is not aligned for its type (possible for bytes
+/// from the other side) is copied into an aligned one, not refused, and
+/// reads the same values.
+#[test]
+fn a_misaligned_primitive_buffer_is_realigned() {
+    use arrow_buffer::Buffer;
+
+    /// Wire bytes starting one byte into an allocation.
+    #[derive(Clone)]
+    struct Shifted(Buffer);
+    impl AsRef<[u8]> for Shifted {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_slice()
+        }
+    }
+    impl From<Shifted> for Buffer {
+        fn from(s: Shifted) -> Buffer {
+            s.0
+        }
+    }
+    let values = [1.5f64, -2.0, 1e300];
+    let mut bytes = vec![0u8];
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    let shifted = Shifted(Buffer::from_vec(bytes).slice(1));
+    assert_ne!(
+        shifted.0.as_ptr().align_offset(8),
+        0,
+        "the test needs a misaligned buffer"
+    );
+    let expected = RecordBatch::try_from_iter([(
+        "x",
+        Arc::new(Float64Array::from(values.to_vec())) as ArrayRef,
+    )])
+    .unwrap();
+    let wire = kiln_wire::Batch {
+        schema: export_schema(expected.schema_ref()).unwrap(),
+        num_rows: 3,
+        arrays: vec![kiln_wire::Array {
+            length: 3,
+            offset: 0,
+            null_count: 0,
+            validity: None,
+            buffers: vec![shifted],
+        }],
+    };
+    let got = import_batch(wire, Some(&expected.schema())).unwrap();
+    assert_eq!(got, expected);
 }
