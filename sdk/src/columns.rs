@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Field, FieldRef, Schema};
 
 use crate::{Error, Result};
 
@@ -100,19 +100,16 @@ pub fn replace(batch: &RecordBatch, name: &str, array: ArrayRef) -> Result<Recor
         .index_of(name)
         .map_err(|_| missing(batch.schema_ref(), name))?;
     let mut columns = batch.columns().to_vec();
-    let mut fields: Vec<Field> = batch
-        .schema_ref()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
+    let mut fields: Vec<FieldRef> = batch.schema_ref().fields().to_vec();
     let old = &fields[idx];
-    fields[idx] = Field::new(
-        old.name(),
-        array.data_type().clone(),
-        old.is_nullable() || array.null_count() > 0,
-    )
-    .with_metadata(old.metadata().clone());
+    fields[idx] = Arc::new(
+        Field::new(
+            old.name(),
+            array.data_type().clone(),
+            old.is_nullable() || array.null_count() > 0,
+        )
+        .with_metadata(old.metadata().clone()),
+    );
     columns[idx] = array;
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new_with_metadata(
@@ -126,18 +123,23 @@ pub fn replace(batch: &RecordBatch, name: &str, array: ArrayRef) -> Result<Recor
 /// Splice columns: column `name` is removed and `new` columns are inserted at
 /// its position (use it to replace one column by several, e.g. one-hot).
 /// If `keep` is true the original column stays and the new ones follow it.
-pub fn splice(
+///
+/// The new fields may be [`Field`]s or shared [`FieldRef`]s: a plugin that
+/// builds its output fields once, when it is configured, passes clones of
+/// them and no field is copied per batch.
+pub fn splice<F: Into<FieldRef>>(
     batch: &RecordBatch,
     name: &str,
-    new: Vec<(Field, ArrayRef)>,
+    new: Vec<(F, ArrayRef)>,
     keep: bool,
 ) -> Result<RecordBatch> {
     let idx = batch
         .schema_ref()
         .index_of(name)
         .map_err(|_| missing(batch.schema_ref(), name))?;
-    let mut fields: Vec<Field> = Vec::with_capacity(batch.num_columns() + new.len());
+    let mut fields: Vec<FieldRef> = Vec::with_capacity(batch.num_columns() + new.len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + new.len());
+    let mut new = Some(new);
     for (i, (f, c)) in batch
         .schema_ref()
         .fields()
@@ -147,15 +149,15 @@ pub fn splice(
     {
         if i == idx {
             if keep {
-                fields.push(f.as_ref().clone());
+                fields.push(f.clone());
                 columns.push(c.clone());
             }
-            for (nf, nc) in &new {
-                fields.push(nf.clone());
-                columns.push(nc.clone());
+            for (nf, nc) in new.take().into_iter().flatten() {
+                fields.push(nf.into());
+                columns.push(nc);
             }
         } else {
-            fields.push(f.as_ref().clone());
+            fields.push(f.clone());
             columns.push(c.clone());
         }
     }
@@ -190,8 +192,8 @@ pub fn replace_with(
     let column = std::mem::replace(&mut columns[idx], placeholder);
     let (field, array) = f(schema.field(idx), column)?;
     columns[idx] = array;
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields[idx] = field;
+    let mut fields: Vec<FieldRef> = schema.fields().to_vec();
+    fields[idx] = Arc::new(field);
     let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
     Ok(RecordBatch::try_new_with_options(
         schema,
@@ -201,17 +203,23 @@ pub fn replace_with(
 }
 
 /// Same as [`splice`] but on a schema, for `output_schema`.
-pub fn splice_schema(schema: &Schema, name: &str, new: Vec<Field>, keep: bool) -> Result<Schema> {
+pub fn splice_schema<F: Into<FieldRef>>(
+    schema: &Schema,
+    name: &str,
+    new: Vec<F>,
+    keep: bool,
+) -> Result<Schema> {
     let idx = schema.index_of(name).map_err(|_| missing(schema, name))?;
-    let mut fields: Vec<Field> = Vec::with_capacity(schema.fields().len() + new.len());
+    let mut fields: Vec<FieldRef> = Vec::with_capacity(schema.fields().len() + new.len());
+    let mut new = Some(new);
     for (i, f) in schema.fields().iter().enumerate() {
         if i == idx {
             if keep {
-                fields.push(f.as_ref().clone());
+                fields.push(f.clone());
             }
-            fields.extend(new.iter().cloned());
+            fields.extend(new.take().into_iter().flatten().map(Into::into));
         } else {
-            fields.push(f.as_ref().clone());
+            fields.push(f.clone());
         }
     }
     Ok(Schema::new_with_metadata(fields, schema.metadata().clone()))

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kiln_sdk::arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
-use kiln_sdk::arrow_schema::{DataType, Field, Schema};
+use kiln_sdk::arrow_schema::{DataType, Field, FieldRef, Schema};
 use kiln_sdk::{columns, Error, FittedTransform, PluginInfo, Result};
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +65,9 @@ pub struct Vocabulary {
 pub struct OneHot {
     params: Params,
     vocab: Vec<Vocabulary>,
+    /// The output fields of each vocabulary ([`new_fields`]), built once at
+    /// configure time: a batch shares them instead of formatting names.
+    fields: Vec<Vec<FieldRef>>,
 }
 
 fn check_params(p: &Params) -> Result<()> {
@@ -83,10 +86,16 @@ fn check_params(p: &Params) -> Result<()> {
 }
 
 /// The output fields replacing one column.
-fn new_fields(v: &Vocabulary) -> Vec<Field> {
+fn new_fields(v: &Vocabulary) -> Vec<FieldRef> {
     v.categories
         .iter()
-        .map(|c| Field::new(format!("{}_{c}", v.column), DataType::Float64, false))
+        .map(|c| {
+            Arc::new(Field::new(
+                format!("{}_{c}", v.column),
+                DataType::Float64,
+                false,
+            ))
+        })
         .collect()
 }
 
@@ -186,17 +195,21 @@ impl FittedTransform for OneHot {
                 )));
             }
         }
-        Ok(OneHot { params, vocab })
+        let fields = vocab.iter().map(new_fields).collect();
+        Ok(OneHot {
+            params,
+            vocab,
+            fields,
+        })
     }
 
     fn output_schema(&self, input: &Schema) -> Result<Schema> {
         let mut schema = input.clone();
-        for v in &self.vocab {
+        for (v, new) in self.vocab.iter().zip(&self.fields) {
             let f = columns::field(&schema, &v.column)?;
             if f.data_type() != &DataType::Utf8 {
                 return Err(columns::wrong_type(&v.column, "Utf8", f.data_type()));
             }
-            let new = new_fields(v);
             // A name must not clash with another column, whether it came
             // with the input or from encoding an earlier column.
             // (`<column>_<category>` is never the column's own name.)
@@ -212,14 +225,14 @@ impl FittedTransform for OneHot {
                     ),
                 ));
             }
-            schema = columns::splice_schema(&schema, &v.column, new, false)?;
+            schema = columns::splice_schema(&schema, &v.column, new.clone(), false)?;
         }
         Ok(schema)
     }
 
     fn transform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let mut batch = batch.clone();
-        for v in &self.vocab {
+        for (v, fields) in self.vocab.iter().zip(&self.fields) {
             let strings = columns::utf8(&batch, &v.column)?;
             let n = strings.len();
             let mut outs: Vec<Vec<f64>> = vec![vec![0.0; n]; v.categories.len()];
@@ -239,8 +252,9 @@ impl FittedTransform for OneHot {
                     Err(_) => {}
                 }
             }
-            let new: Vec<(Field, ArrayRef)> = new_fields(v)
-                .into_iter()
+            let new: Vec<(FieldRef, ArrayRef)> = fields
+                .iter()
+                .cloned()
                 .zip(outs)
                 .map(|(f, o)| (f, Arc::new(Float64Array::from(o)) as ArrayRef))
                 .collect();
