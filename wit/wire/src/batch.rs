@@ -12,8 +12,11 @@
 
 use std::sync::Arc;
 
-use arrow_array::{make_array, Array as _, ArrayRef, RecordBatch, RecordBatchOptions};
-use arrow_buffer::{BooleanBuffer, Buffer};
+use arrow_array::{
+    make_array, Array as _, ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch,
+    RecordBatchOptions,
+};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow_data::{layout, ArrayData, ArrayDataBuilder, BufferSpec};
 use arrow_schema::{DataType as ArrowType, SchemaRef};
 
@@ -250,11 +253,11 @@ fn import_column<B: WireBytes>(
     column: &str,
     check: Check,
 ) -> Result<ArrayRef, WireError> {
-    if let Some(width) = primitive_width(dt) {
+    if let Some(build) = primitive_build(dt) {
         let a = rest
             .next()
             .ok_or_else(|| WireError::new(Some(column), "fewer arrays than fields"))?;
-        return import_primitive(dt, width, a, column);
+        return import_primitive(dt, build, a, column);
     }
     let data = import_array(dt, rest, column, check)?;
     // Validation above is meant to make this infallible; if an Arrow
@@ -264,49 +267,69 @@ fn import_column<B: WireBytes>(
         .map_err(|_| WireError::new(Some(column), "array rejected by Arrow's constructor"))
 }
 
-/// The element width of the primitive types [`import_primitive`] builds;
-/// `None` for every other type (booleans are bit-packed, decimals keep
-/// Arrow's full path).
-fn primitive_width(dt: &ArrowType) -> Option<usize> {
-    use ArrowType::*;
-    match dt {
-        Int8
-        | Int16
-        | Int32
-        | Int64
-        | UInt8
-        | UInt16
-        | UInt32
-        | UInt64
-        | Float16
-        | Float32
-        | Float64
-        | Date32
-        | Date64
-        | Timestamp(_, _) => dt.primitive_width(),
-        _ => None,
-    }
+/// Makes a primitive array of one type from a checked, aligned values
+/// buffer, the window (`offset`, `len`, in elements) and its nulls.
+type BuildPrimitive = fn(Buffer, usize, usize, Option<NullBuffer>, &ArrowType) -> ArrayRef;
+
+fn build_primitive<T: ArrowPrimitiveType>(
+    values: Buffer,
+    offset: usize,
+    len: usize,
+    nulls: Option<NullBuffer>,
+    dt: &ArrowType,
+) -> ArrayRef {
+    Arc::new(
+        PrimitiveArray::<T>::new(ScalarBuffer::new(values, offset, len), nulls)
+            .with_data_type(dt.clone()),
+    )
 }
 
-/// A primitive array of `width`-byte elements, with the checks `ArrayData`'s
-/// full validation makes for such a type (any bit pattern is a valid value,
-/// so only the layout can be wrong): one values buffer of whole elements
-/// covering `offset + length`, a validity bitmap covering as many bits. The
-/// values buffer is used in place unless misaligned for the type.
+/// The types [`import_primitive`] builds: ints, floats, dates and
+/// timestamps; `None` for every other (booleans are bit-packed, decimals
+/// keep Arrow's full path).
+fn primitive_build(dt: &ArrowType) -> Option<BuildPrimitive> {
+    use arrow_array::types::*;
+    use arrow_schema::TimeUnit as U;
+    Some(match dt {
+        ArrowType::Int8 => build_primitive::<Int8Type>,
+        ArrowType::Int16 => build_primitive::<Int16Type>,
+        ArrowType::Int32 => build_primitive::<Int32Type>,
+        ArrowType::Int64 => build_primitive::<Int64Type>,
+        ArrowType::UInt8 => build_primitive::<UInt8Type>,
+        ArrowType::UInt16 => build_primitive::<UInt16Type>,
+        ArrowType::UInt32 => build_primitive::<UInt32Type>,
+        ArrowType::UInt64 => build_primitive::<UInt64Type>,
+        ArrowType::Float16 => build_primitive::<Float16Type>,
+        ArrowType::Float32 => build_primitive::<Float32Type>,
+        ArrowType::Float64 => build_primitive::<Float64Type>,
+        ArrowType::Date32 => build_primitive::<Date32Type>,
+        ArrowType::Date64 => build_primitive::<Date64Type>,
+        ArrowType::Timestamp(U::Second, _) => build_primitive::<TimestampSecondType>,
+        ArrowType::Timestamp(U::Millisecond, _) => build_primitive::<TimestampMillisecondType>,
+        ArrowType::Timestamp(U::Microsecond, _) => build_primitive::<TimestampMicrosecondType>,
+        ArrowType::Timestamp(U::Nanosecond, _) => build_primitive::<TimestampNanosecondType>,
+        _ => return None,
+    })
+}
+
+/// A primitive array, with the checks `ArrayData`'s full validation makes
+/// for such a type (any bit pattern is a valid value, so only the layout
+/// can be wrong): one values buffer of whole elements covering `offset +
+/// length`, a validity bitmap covering as many bits. The values buffer is
+/// used in place unless misaligned for the type.
 ///
 /// This skips `ArrayData`: no layout table, builder or second conversion,
 /// which is most of what a small array costs to import.
 fn import_primitive<B: WireBytes>(
     dt: &ArrowType,
-    width: usize,
+    build: BuildPrimitive,
     a: Array<B>,
     column: &str,
 ) -> Result<ArrayRef, WireError> {
-    use arrow_array::types::*;
-    use arrow_array::PrimitiveArray;
-    use arrow_buffer::{NullBuffer, ScalarBuffer};
-
     let err = |m: String| WireError::new(Some(column), m);
+    let width = dt
+        .primitive_width()
+        .ok_or_else(|| err(format!("{dt} has no element width")))?;
     let len = usize::try_from(a.length).map_err(|_| err("length overflows".into()))?;
     let offset = usize::try_from(a.offset).map_err(|_| err("offset overflows".into()))?;
     let Some(end) = len.checked_add(offset) else {
@@ -335,44 +358,16 @@ fn import_primitive<B: WireBytes>(
                     "validity bitmap has {have} bytes, needs {need}"
                 )));
             }
-            NullBuffer::new(BooleanBuffer::new(v.into(), offset, len)).into()
+            Some(NullBuffer::new(BooleanBuffer::new(v.into(), offset, len)))
         }
         None => None,
     }
-    .filter(|n: &NullBuffer| n.null_count() > 0);
+    .filter(|n| n.null_count() > 0);
     let mut values: Buffer = values.into();
     if values.as_ptr().align_offset(width) != 0 {
         values = Buffer::from_slice_ref(values.as_slice());
     }
-    macro_rules! build {
-        ($t:ty) => {
-            Arc::new(
-                PrimitiveArray::<$t>::new(ScalarBuffer::new(values, offset, len), nulls)
-                    .with_data_type(dt.clone()),
-            ) as ArrayRef
-        };
-    }
-    use arrow_schema::TimeUnit as U;
-    Ok(match dt {
-        ArrowType::Int8 => build!(Int8Type),
-        ArrowType::Int16 => build!(Int16Type),
-        ArrowType::Int32 => build!(Int32Type),
-        ArrowType::Int64 => build!(Int64Type),
-        ArrowType::UInt8 => build!(UInt8Type),
-        ArrowType::UInt16 => build!(UInt16Type),
-        ArrowType::UInt32 => build!(UInt32Type),
-        ArrowType::UInt64 => build!(UInt64Type),
-        ArrowType::Float16 => build!(Float16Type),
-        ArrowType::Float32 => build!(Float32Type),
-        ArrowType::Float64 => build!(Float64Type),
-        ArrowType::Date32 => build!(Date32Type),
-        ArrowType::Date64 => build!(Date64Type),
-        ArrowType::Timestamp(U::Second, _) => build!(TimestampSecondType),
-        ArrowType::Timestamp(U::Millisecond, _) => build!(TimestampMillisecondType),
-        ArrowType::Timestamp(U::Microsecond, _) => build!(TimestampMicrosecondType),
-        ArrowType::Timestamp(U::Nanosecond, _) => build!(TimestampNanosecondType),
-        _ => return Err(err(format!("no primitive import for type {dt}"))),
-    })
+    Ok(build(values, offset, len, nulls, dt))
 }
 
 fn check_against(
