@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use arrow_array::{
-    make_array, Array as _, ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch,
-    RecordBatchOptions,
+    downcast_primitive, make_array, Array as _, ArrayRef, ArrowPrimitiveType, PrimitiveArray,
+    RecordBatch, RecordBatchOptions,
 };
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow_data::{layout, ArrayData, ArrayDataBuilder, BufferSpec};
@@ -284,32 +284,22 @@ fn build_primitive<T: ArrowPrimitiveType>(
     )
 }
 
-/// The types [`import_primitive`] builds: ints, floats, dates and
-/// timestamps; `None` for every other (booleans are bit-packed, decimals
-/// keep Arrow's full path).
+/// The types [`import_primitive`] builds: every primitive type the wire
+/// carries (ints, floats, dates, timestamps) but decimals, which keep
+/// Arrow's full path; `None` for every other (booleans are bit-packed).
 fn primitive_build(dt: &ArrowType) -> Option<BuildPrimitive> {
-    use arrow_array::types::*;
-    use arrow_schema::TimeUnit as U;
-    Some(match dt {
-        ArrowType::Int8 => build_primitive::<Int8Type>,
-        ArrowType::Int16 => build_primitive::<Int16Type>,
-        ArrowType::Int32 => build_primitive::<Int32Type>,
-        ArrowType::Int64 => build_primitive::<Int64Type>,
-        ArrowType::UInt8 => build_primitive::<UInt8Type>,
-        ArrowType::UInt16 => build_primitive::<UInt16Type>,
-        ArrowType::UInt32 => build_primitive::<UInt32Type>,
-        ArrowType::UInt64 => build_primitive::<UInt64Type>,
-        ArrowType::Float16 => build_primitive::<Float16Type>,
-        ArrowType::Float32 => build_primitive::<Float32Type>,
-        ArrowType::Float64 => build_primitive::<Float64Type>,
-        ArrowType::Date32 => build_primitive::<Date32Type>,
-        ArrowType::Date64 => build_primitive::<Date64Type>,
-        ArrowType::Timestamp(U::Second, _) => build_primitive::<TimestampSecondType>,
-        ArrowType::Timestamp(U::Millisecond, _) => build_primitive::<TimestampMillisecondType>,
-        ArrowType::Timestamp(U::Microsecond, _) => build_primitive::<TimestampMicrosecondType>,
-        ArrowType::Timestamp(U::Nanosecond, _) => build_primitive::<TimestampNanosecondType>,
-        _ => return None,
-    })
+    macro_rules! build {
+        ($t:ty) => {
+            Some(build_primitive::<$t> as BuildPrimitive)
+        };
+    }
+    if dt.is_decimal() {
+        return None;
+    }
+    downcast_primitive! {
+        dt => (build),
+        _ => None,
+    }
 }
 
 /// A primitive array, with the checks `ArrayData`'s full validation makes
