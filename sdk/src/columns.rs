@@ -137,30 +137,19 @@ pub fn splice<F: Into<FieldRef>>(
         .schema_ref()
         .index_of(name)
         .map_err(|_| missing(batch.schema_ref(), name))?;
+    // Columns before `name` (and `name` itself if kept), the new ones,
+    // then the rest.
+    let head = idx + usize::from(keep);
     let mut fields: Vec<FieldRef> = Vec::with_capacity(batch.num_columns() + new.len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + new.len());
-    let mut new = Some(new);
-    for (i, (f, c)) in batch
-        .schema_ref()
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .enumerate()
-    {
-        if i == idx {
-            if keep {
-                fields.push(f.clone());
-                columns.push(c.clone());
-            }
-            for (nf, nc) in new.take().into_iter().flatten() {
-                fields.push(nf.into());
-                columns.push(nc);
-            }
-        } else {
-            fields.push(f.clone());
-            columns.push(c.clone());
-        }
+    fields.extend_from_slice(&batch.schema_ref().fields()[..head]);
+    columns.extend_from_slice(&batch.columns()[..head]);
+    for (f, c) in new {
+        fields.push(f.into());
+        columns.push(c);
     }
+    fields.extend_from_slice(&batch.schema_ref().fields()[idx + 1..]);
+    columns.extend_from_slice(&batch.columns()[idx + 1..]);
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new_with_metadata(
             fields,
@@ -211,16 +200,8 @@ pub fn splice_schema<F: Into<FieldRef>>(
 ) -> Result<Schema> {
     let idx = schema.index_of(name).map_err(|_| missing(schema, name))?;
     let mut fields: Vec<FieldRef> = Vec::with_capacity(schema.fields().len() + new.len());
-    let mut new = Some(new);
-    for (i, f) in schema.fields().iter().enumerate() {
-        if i == idx {
-            if keep {
-                fields.push(f.clone());
-            }
-            fields.extend(new.take().into_iter().flatten().map(Into::into));
-        } else {
-            fields.push(f.clone());
-        }
-    }
+    fields.extend_from_slice(&schema.fields()[..idx + usize::from(keep)]);
+    fields.extend(new.into_iter().map(Into::into));
+    fields.extend_from_slice(&schema.fields()[idx + 1..]);
     Ok(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
