@@ -31,6 +31,49 @@ fn an_honest_batch_from_the_raw_contract_is_accepted() {
     assert_eq!((s.value(0), s.value(1)), ("ab", "c"));
 }
 
+/// The host compares a returned schema with the declared one where it
+/// lies in the plugin's memory; one that is the declared schema, or differs
+/// only where the host tolerates it (nullability, metadata), gives the
+/// declared schema, metadata included, and the data.
+#[test]
+fn the_output_carries_the_declared_schema() {
+    use std::collections::HashMap;
+    let map = |kv: &[(&str, &str)]| -> HashMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    for (mode, with_metadata) in [
+        ("honest", false),
+        ("not_nullable", false),
+        ("extra_metadata", false),
+        ("meta_honest", true),
+        ("meta_other_value", true),
+        ("meta_dropped", true),
+    ] {
+        let out = lie(mode).unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let schema = out.schema();
+        let f = schema.field(0);
+        assert_eq!((f.name().as_str(), f.is_nullable()), ("s", true), "{mode}");
+        let (field_md, schema_md) = if with_metadata {
+            (
+                map(&[("unit", "chars")]),
+                map(&[("owner", "kiln"), ("v", "1")]),
+            )
+        } else {
+            (map(&[]), map(&[]))
+        };
+        assert_eq!(f.metadata(), &field_md, "{mode}");
+        assert_eq!(schema.metadata(), &schema_md, "{mode}");
+        let s = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!((s.value(0), s.value(1)), ("ab", "c"), "{mode}");
+    }
+}
+
 #[test]
 fn malformed_batches_are_refused_naming_the_column() {
     let cases = [
@@ -41,6 +84,9 @@ fn malformed_batches_are_refused_naming_the_column() {
         ("short_validity", "s", "bitmap"),
         ("missing_buffer", "s", "buffers"),
         ("undeclared_schema", "s", "declared"),
+        ("renamed_column", "s", "declared"),
+        ("longer_name", "s", "declared"),
+        ("meta_renamed_column", "s", "declared"),
         ("extra_column", "", "columns returned"),
         ("too_many_rows", "", "cap"),
     ];

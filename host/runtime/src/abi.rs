@@ -12,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use kiln_wire::{Batch, BatchView, HostBytes, PluginError, Schema};
+use kiln_wire::{Batch, BatchView, HostBytes, HostSchema, PluginError, Schema};
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentType, Func, Instance, Lift, ResourceAny, TypedFunc,
 };
@@ -59,7 +59,8 @@ type FitMerge<'a> = TypedFunc<(&'a str, &'a [Vec<u8>]), (Result<Vec<u8>, PluginE
 type FitFinish<'a> = TypedFunc<(&'a str, &'a [u8]), (Result<Vec<u8>, PluginError>,)>;
 type Configure<'a> = TypedFunc<(&'a str, Option<&'a [u8]>), (Result<ResourceAny, PluginError>,)>;
 type OutputSchema<'a> = TypedFunc<(ResourceAny, &'a Schema), (Result<Schema, PluginError>,)>;
-type Apply<'a> = TypedFunc<(ResourceAny, BatchView<'a>), (Result<Batch<HostBytes>, PluginError>,)>;
+type Apply<'a> =
+    TypedFunc<(ResourceAny, BatchView<'a>), (Result<Batch<HostBytes, HostSchema>, PluginError>,)>;
 
 /// Where each export of the transform interface is, in one component.
 #[derive(Debug, Clone, Copy)]
@@ -279,7 +280,7 @@ impl Exports {
         s.func(&self.output_schema)?
             .typed::<(ResourceAny, &Schema), (Result<Schema, PluginError>,)>(s.store())?;
         s.func(&self.apply)?
-            .typed::<(ResourceAny, BatchView<'_>), (Result<Batch<HostBytes>, PluginError>,)>(
+            .typed::<(ResourceAny, BatchView<'_>), (Result<Batch<HostBytes, HostSchema>, PluginError>,)>(
                 s.store(),
             )?;
         Ok(())
@@ -349,14 +350,19 @@ impl Exports {
         Ok(f.call(s.store_mut(), (res, input))?.0)
     }
 
+    /// `apply`, with the returned schema compared against `declared` (the
+    /// signature's `output-schema`) in the guest's memory instead of lifted
+    /// ([`kiln_wire::expecting`]).
     pub(crate) fn apply(
         &self,
         s: &mut Session,
         res: ResourceAny,
         batch: BatchView<'_>,
-    ) -> wasmtime::Result<Result<Batch<HostBytes>, PluginError>> {
+        declared: &Schema,
+    ) -> wasmtime::Result<Result<Batch<HostBytes, HostSchema>, PluginError>> {
         let f = unchecked!(s, &self.apply, Apply<'_>);
-        Ok(f.call(s.store_mut(), (res, batch))?.0)
+        let store = s.store_mut();
+        Ok(kiln_wire::expecting(declared, || f.call(store, (res, batch)))?.0)
     }
 
     /// [`Exports::apply`], leaving output buffers of [`LEND_FROM_BYTES`]
@@ -369,8 +375,9 @@ impl Exports {
         s: &mut Session,
         res: ResourceAny,
         batch: BatchView<'_>,
+        declared: &Schema,
         keeper: &Arc<Keeper>,
-    ) -> wasmtime::Result<Result<Batch<HostBytes>, PluginError>> {
+    ) -> wasmtime::Result<Result<Batch<HostBytes, HostSchema>, PluginError>> {
         let f = unchecked!(s, &self.apply, Apply<'_>);
         let store = s.store_mut();
         let owner: Arc<dyn arrow::alloc::Allocation> = keeper.clone();
@@ -382,8 +389,11 @@ impl Exports {
         // refused, the lent buffers are dropped with it and the store stays
         // in the session. The lent bytes are validated after `call`
         // returns, like copied ones.
-        let r =
-            unsafe { kiln_wire::lending(owner, LEND_FROM_BYTES, || f.call(store, (res, batch))) };
+        let r = unsafe {
+            kiln_wire::lending(owner, LEND_FROM_BYTES, || {
+                kiln_wire::expecting(declared, || f.call(store, (res, batch)))
+            })
+        };
         Ok(r?.0)
     }
 }

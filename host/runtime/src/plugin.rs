@@ -390,8 +390,16 @@ impl Plugin {
             .then(|| Keeper::reserve(engine))
             .flatten();
         let out = call(&mut ready.session, &pref, |s| match &keeper {
-            Some(k) => self.inner.exports.apply_lending(s, res, prepared.view(), k),
-            None => self.inner.exports.apply(s, res, prepared.view()),
+            Some(k) => {
+                let view = prepared.view();
+                self.inner
+                    .exports
+                    .apply_lending(s, res, view, &sig.0.output_wire, k)
+            }
+            None => {
+                let view = prepared.view();
+                self.inner.exports.apply(s, res, view, &sig.0.output_wire)
+            }
         })?;
         let out = out.map_err(|e| plugin_error(&pref, e))?;
         let ratio = engine.config().max_output_ratio;

@@ -181,23 +181,49 @@ pub fn import_batch<B: WireBytes>(
 
 /// [`import_batch`] against a declared schema whose wire form the caller
 /// computed once (`declared_wire`, e.g. what the plugin's `output-schema`
-/// returned): a batch whose wire schema is exactly `declared_wire` skips
-/// converting its schema and comparing it field by field (for a batch of a
-/// few rows, a third of the import); any other batch takes
+/// returned): a batch whose wire schema is exactly `declared_wire` (or, as
+/// the host lifts it, is already known to be, see [`DeclaredSchema`])
+/// skips converting its schema and comparing it field by field (for a
+/// batch of a few rows, a third of the import); any other batch takes
 /// [`import_batch`]'s full check and gets its error. The arrays are
 /// validated the same way on both paths.
 ///
 /// # Errors
 /// As [`import_batch`] with `Some(declared)`.
-pub fn import_batch_declared<B: WireBytes>(
-    b: Batch<B>,
+pub fn import_batch_declared<B: WireBytes, S: DeclaredSchema>(
+    b: Batch<B, S>,
     declared: &SchemaRef,
     declared_wire: &Schema,
 ) -> Result<RecordBatch, WireError> {
-    if b.schema == *declared_wire {
-        import_columns(declared.clone(), b.num_rows, b.arrays, Check::Full)
-    } else {
-        import_batch(b, Some(declared))
+    let Batch {
+        schema,
+        num_rows,
+        arrays,
+    } = b;
+    match schema.unless_declared(declared_wire) {
+        None => import_columns(declared.clone(), num_rows, arrays, Check::Full),
+        Some(schema) => import_batch(
+            Batch {
+                schema,
+                num_rows,
+                arrays,
+            },
+            Some(declared),
+        ),
+    }
+}
+
+/// The schema of a lifted batch, for [`import_batch_declared`]: a
+/// [`Schema`], or the host's `HostSchema`, which may already know that it
+/// equals the declared one.
+pub trait DeclaredSchema {
+    /// `None` if this is `declared_wire`; otherwise the schema itself.
+    fn unless_declared(self, declared_wire: &Schema) -> Option<Schema>;
+}
+
+impl DeclaredSchema for Schema {
+    fn unless_declared(self, declared_wire: &Schema) -> Option<Schema> {
+        (self != *declared_wire).then_some(self)
     }
 }
 

@@ -16,7 +16,10 @@
 //!   [`ArrayView`]: the same record borrowing Arrow's buffers, for a
 //!   lowering that is the only copy; `HostBytes` (feature `wasmtime`): an
 //!   output buffer lifted with one `memcpy`, into huge pages when large, or
-//!   inside `lending` left in the guest's memory under an owner.
+//!   inside `lending` left in the guest's memory under an owner;
+//!   `HostSchema` (feature `wasmtime`): an output's schema, which inside
+//!   `expecting` is compared with the declared one in the guest's memory
+//!   instead of lifted.
 //! - [`PluginError`] / [`InputError`]: what a plugin reports.
 //! - [`export_schema`] / [`import_schema`]: Arrow schema <-> wire schema.
 //! - [`Prepared`]: a record batch walked into wire form without copying;
@@ -47,13 +50,19 @@ mod batch;
 mod error;
 #[cfg(feature = "wasmtime")]
 mod host_bytes;
+#[cfg(feature = "wasmtime")]
+mod host_schema;
 mod schema;
 mod types;
 
-pub use batch::{import_batch, import_batch_declared, import_host_batch, Prepared, WireBytes};
+pub use batch::{
+    import_batch, import_batch_declared, import_host_batch, DeclaredSchema, Prepared, WireBytes,
+};
 pub use error::WireError;
 #[cfg(feature = "wasmtime")]
 pub use host_bytes::{lending, HostBytes, HUGE_PAGE_THRESHOLD};
+#[cfg(feature = "wasmtime")]
+pub use host_schema::{expecting, HostSchema};
 pub use schema::{export_schema, import_schema, MAX_DEPTH};
 pub use types::{
     Array, ArrayView, Batch, BatchView, DataType, DecimalType, Field, IndexType, InputError,

@@ -194,13 +194,15 @@ pub struct Array<B = Vec<u8>> {
 }
 
 /// A record batch as owned buffers (`batch`): one array per field node, in
-/// the schema's pre-order; `B` as in [`Array`].
+/// the schema's pre-order; `B` as in [`Array`]. `S` is how the schema is
+/// held: a [`Schema`], or as the host lifts a plugin's output, a
+/// `HostSchema` that may only say it equals the one expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower))]
 #[cfg_attr(feature = "wasmtime", component(record))]
-pub struct Batch<B = Vec<u8>> {
+pub struct Batch<B = Vec<u8>, S = Schema> {
     /// The schema.
-    pub schema: Schema,
+    pub schema: S,
     /// Row count.
     #[cfg_attr(feature = "wasmtime", component(name = "num-rows"))]
     pub num_rows: u64,

@@ -1,7 +1,8 @@
 //! Hostile test plugin: implements the contract directly (not through the
 //! SDK's safe conversions) and returns malformed batches. The `mode`
 //! parameter picks the lie; the input must be one Utf8 column `s`, and the
-//! declared output is one Utf8 column `s`.
+//! declared output is one Utf8 column `s` (with field and schema metadata
+//! for the modes starting `meta_`).
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 #[cfg(target_arch = "wasm32")]
@@ -25,6 +26,22 @@ mod imp {
         w::Schema {
             fields: vec![utf8_field("s")],
             metadata: vec![],
+        }
+    }
+
+    /// What `output_schema` declares for `mode`.
+    fn declared(mode: &str) -> w::Schema {
+        let mut s = schema();
+        if mode.starts_with("meta_") {
+            s.fields[0].metadata = vec![("unit".into(), "chars".into())];
+            s.metadata = vec![("owner".into(), "kiln".into()), ("v".into(), "1".into())];
+        }
+        s
+    }
+
+    impl Lie {
+        fn mode(&self) -> String {
+            self.0.split('"').nth(3).unwrap_or("honest").to_owned()
         }
     }
 
@@ -73,13 +90,13 @@ mod imp {
 
     impl t::GuestTransformer for Lie {
         fn output_schema(&self, _: w::Schema) -> Result<w::Schema, w::Error> {
-            Ok(schema())
+            Ok(declared(&self.mode()))
         }
         fn apply(&self, _input: w::Batch) -> Result<w::Batch, w::Error> {
-            let mode = self.0.split('"').nth(3).unwrap_or("honest").to_owned();
+            let mode = self.mode();
             let mut a = good_array();
             let mut num_rows = 2;
-            let mut s = schema();
+            let mut s = declared(&mode);
             let mut arrays = vec![];
             match mode.as_str() {
                 "honest" => {}
@@ -101,6 +118,18 @@ mod imp {
                     a.buffers.pop();
                 }
                 "undeclared_schema" => s.fields[0].data_type = w::DataType::Int64,
+                // Names that differ from the declared `s` by one byte, by
+                // length, or only in the metadata's last value.
+                "renamed_column" => s.fields[0].name = "t".into(),
+                "longer_name" => s.fields[0].name = "s2".into(),
+                "meta_renamed_column" => s.fields[0].name = "r".into(),
+                // Differences the host tolerates (the output carries the
+                // declared schema): nullability and metadata.
+                "not_nullable" => s.fields[0].nullable = false,
+                "extra_metadata" => s.fields[0].metadata = vec![("k".into(), "v".into())],
+                "meta_honest" => {}
+                "meta_other_value" => s.metadata[1].1 = "2".into(),
+                "meta_dropped" => s = schema(),
                 "extra_column" => {
                     s.fields.push(utf8_field("t"));
                     arrays.push(good_array());
