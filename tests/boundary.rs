@@ -74,6 +74,33 @@ fn the_output_carries_the_declared_schema() {
     }
 }
 
+/// A returned schema that is the declared one is compared where it lies,
+/// not lifted; any difference, even one the host tolerates, lifts it.
+#[test]
+fn a_declared_schema_is_compared_in_place() {
+    use kiln_host::wire::host_schema_counts;
+    for (mode, in_place) in [
+        ("honest", true),
+        ("meta_honest", true),
+        ("renamed_column", false),
+        ("longer_name", false),
+        ("not_nullable", false),
+        ("extra_metadata", false),
+        ("meta_other_value", false),
+        ("meta_dropped", false),
+    ] {
+        let p = load("liar");
+        let params = Params::from_json(&format!(r#"{{"mode":"{mode}"}}"#)).unwrap();
+        let mut t = p.transformer(&params, None).unwrap();
+        // (Calls run on the caller's thread, whose counts these are.)
+        let (a, b) = host_schema_counts();
+        let _ = t.apply(&input());
+        let (a2, b2) = host_schema_counts();
+        let want = if in_place { (1, 0) } else { (0, 1) };
+        assert_eq!((a2 - a, b2 - b), want, "{mode}");
+    }
+}
+
 #[test]
 fn malformed_batches_are_refused_naming_the_column() {
     let cases = [

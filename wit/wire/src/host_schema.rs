@@ -49,6 +49,23 @@ impl DeclaredSchema for HostSchema {
 
 thread_local! {
     static EXPECTED: Cell<Option<NonNull<Schema>>> = const { Cell::new(None) };
+    static COUNTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// How many [`HostSchema`] lifts on this thread so far found the expected
+/// schema in place, and how many lifted a schema in full (no expectation,
+/// or a different schema). For tests and diagnostics: a plugin whose
+/// outputs are always lifted in full returns a schema other than the one
+/// it declares.
+pub fn host_schema_counts() -> (u64, u64) {
+    COUNTS.with(Cell::get)
+}
+
+fn count(in_place: bool) {
+    COUNTS.with(|c| {
+        let (a, b) = c.get();
+        c.set(if in_place { (a + 1, b) } else { (a, b + 1) });
+    });
 }
 
 /// Run `f` (a call into a guest) with [`HostSchema`] lifts on this thread
@@ -98,6 +115,7 @@ unsafe impl Lift for HostSchema {
         ty: InterfaceType,
         src: &Self::Lower,
     ) -> wasmtime::Result<Self> {
+        count(false);
         Schema::linear_lift_from_flat(cx, ty, src).map(HostSchema::Lifted)
     }
 
@@ -109,9 +127,11 @@ unsafe impl Lift for HostSchema {
         if let Some(want) = expected() {
             let raw = RawSchema::linear_lift_from_memory(cx, ty, bytes)?;
             if raw.equals(cx, want)? {
+                count(true);
                 return Ok(HostSchema::AsExpected);
             }
         }
+        count(false);
         Schema::linear_lift_from_memory(cx, ty, bytes).map(HostSchema::Lifted)
     }
 }

@@ -62,7 +62,7 @@ pub use error::WireError;
 #[cfg(feature = "wasmtime")]
 pub use host_bytes::{lending, HostBytes, HUGE_PAGE_THRESHOLD};
 #[cfg(feature = "wasmtime")]
-pub use host_schema::{expecting, HostSchema};
+pub use host_schema::{expecting, host_schema_counts, HostSchema};
 pub use schema::{export_schema, import_schema, MAX_DEPTH};
 pub use types::{
     Array, ArrayView, Batch, BatchView, DataType, DecimalType, Field, IndexType, InputError,
