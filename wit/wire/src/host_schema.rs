@@ -4,8 +4,9 @@
 //! host already holds it: the plugin declared it through `output-schema`
 //! when the call's signature was made. Lifting it in full is a `String`
 //! per field name, a `Vec` of fields and UTF-8 validation, then a
-//! comparison and as many frees, per call: a fifth of the host's share of
-//! a 1-row call with eight output columns (`perf`). Inside [`expecting`],
+//! comparison and as many frees, per call: 0.3 – 0.5 us of a warm 1-row
+//! call with eight output columns (docs/performance.md, twelfth round).
+//! Inside [`expecting`],
 //! the lift instead compares the returned schema with the expected one
 //! where it lies, in the guest's memory, allocating nothing, and yields
 //! [`HostSchema::AsExpected`]; any difference (or no expectation, or a
