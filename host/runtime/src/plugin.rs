@@ -389,17 +389,10 @@ impl Plugin {
         let keeper = (self.inner.outputs_intact && input_bytes >= LEND_FROM_BYTES)
             .then(|| Keeper::reserve(engine))
             .flatten();
+        let (exports, declared) = (&self.inner.exports, &sig.0.output_wire);
         let out = call(&mut ready.session, &pref, |s| match &keeper {
-            Some(k) => {
-                let view = prepared.view();
-                self.inner
-                    .exports
-                    .apply_lending(s, res, view, &sig.0.output_wire, k)
-            }
-            None => {
-                let view = prepared.view();
-                self.inner.exports.apply(s, res, view, &sig.0.output_wire)
-            }
+            Some(k) => exports.apply_lending(s, res, prepared.view(), declared, k),
+            None => exports.apply(s, res, prepared.view(), declared),
         })?;
         let out = out.map_err(|e| plugin_error(&pref, e))?;
         let ratio = engine.config().max_output_ratio;

@@ -229,12 +229,22 @@ unsafe impl Lift for HostBytes {
         bytes: &[u8],
     ) -> wasmtime::Result<Self> {
         let list = <WasmList<u8> as Lift>::linear_lift_from_memory(cx, ty, bytes)?;
-        let ptr = bytes
-            .first_chunk::<4>()
-            .map(|p| u32::from_le_bytes(*p))
-            .ok_or_else(|| wasmtime::format_err!("list pointer pair is short"))?;
-        Ok(lift_bytes(cx.memory(), usize::try_from(ptr)?, list.len()))
+        let (ptr, _) = pointer_pair(bytes)?;
+        Ok(lift_bytes(cx.memory(), ptr, list.len()))
     }
+}
+
+/// The pointer and length of a list or string stored in memory (two
+/// little-endian `u32`s), for lifts that keep them after wasmtime's own
+/// lift has checked them.
+pub(crate) fn pointer_pair(bytes: &[u8]) -> wasmtime::Result<(usize, usize)> {
+    let word = |i: usize| {
+        bytes
+            .get(i..i + 4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .ok_or_else(|| wasmtime::format_err!("pointer pair is short"))
+    };
+    Ok((usize::try_from(word(0)?)?, usize::try_from(word(4)?)?))
 }
 
 #[cfg(test)]

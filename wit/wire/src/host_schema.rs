@@ -23,6 +23,7 @@ use wasmtime::component::__internal::wasmtime_environ::component::StringEncoding
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext};
 use wasmtime::component::{ComponentType, Lift, WasmList, WasmStr};
 
+use crate::host_bytes::pointer_pair;
 use crate::types::{DataType, Field, Schema};
 use crate::DeclaredSchema;
 
@@ -247,7 +248,7 @@ unsafe impl<T: Lift> Lift for RawList<T> {
         bytes: &[u8],
     ) -> wasmtime::Result<Self> {
         let list = WasmList::<T>::linear_lift_from_memory(cx, ty, bytes)?;
-        RawList::new(cx, ty, pointer(bytes)?, list.len())
+        RawList::new(cx, ty, pointer_pair(bytes)?.0, list.len())
     }
 }
 
@@ -315,11 +316,8 @@ unsafe impl Lift for RawStr {
         bytes: &[u8],
     ) -> wasmtime::Result<Self> {
         WasmStr::linear_lift_from_memory(cx, ty, bytes)?;
-        let len = bytes
-            .get(4..8)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| wasmtime::format_err!("string pointer pair is short"))?;
-        Ok(RawStr::new(cx, pointer(bytes)?, usize::try_from(len)?))
+        let (ptr, len) = pointer_pair(bytes)?;
+        Ok(RawStr::new(cx, ptr, len))
     }
 }
 
@@ -328,13 +326,4 @@ impl RawStr {
         let utf8 = matches!(cx.options().string_encoding, StringEncoding::Utf8);
         RawStr(utf8.then_some((ptr, len)))
     }
-}
-
-/// The pointer of a pointer pair in memory.
-fn pointer(bytes: &[u8]) -> wasmtime::Result<usize> {
-    let p = bytes
-        .first_chunk::<4>()
-        .map(|p| u32::from_le_bytes(*p))
-        .ok_or_else(|| wasmtime::format_err!("pointer pair is short"))?;
-    Ok(usize::try_from(p)?)
 }
