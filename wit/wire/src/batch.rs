@@ -20,6 +20,7 @@ use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow_data::{layout, ArrayData, ArrayDataBuilder, BufferSpec};
 use arrow_schema::{DataType as ArrowType, SchemaRef};
 
+use crate::guest_bytes::GuestBytes;
 use crate::types::{Array, ArrayView, Batch, BatchView, Schema};
 use crate::{import_schema, WireError};
 
@@ -69,8 +70,8 @@ impl Prepared {
                     length: n.length,
                     offset: n.offset,
                     null_count: n.null_count,
-                    validity: n.validity.as_ref().map(|b| b.as_slice()),
-                    buffers: n.buffers.iter().map(|b| b.as_slice()).collect(),
+                    validity: n.validity.as_ref().map(|b| GuestBytes(b.as_slice())),
+                    buffers: n.buffers.iter().map(|b| GuestBytes(b.as_slice())).collect(),
                 })
                 .collect(),
         }

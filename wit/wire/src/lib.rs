@@ -14,7 +14,9 @@
 //!   nodes in depth-first pre-order.
 //! - [`Batch`] / [`Array`]: a batch as owned buffers; [`BatchView`] /
 //!   [`ArrayView`]: the same record borrowing Arrow's buffers, for a
-//!   lowering that is the only copy; `HostBytes` (feature `wasmtime`): an
+//!   lowering that is the only copy, each buffer a [`GuestBytes`] that
+//!   (feature `wasmtime`) is written with streaming stores when large;
+//!   `HostBytes` (feature `wasmtime`): an
 //!   output buffer lifted with one `memcpy`, into huge pages when large, or
 //!   inside `lending` left in the guest's memory under an owner;
 //!   `HostSchema` (feature `wasmtime`): an output's schema, which inside
@@ -48,6 +50,7 @@
 
 mod batch;
 mod error;
+mod guest_bytes;
 #[cfg(feature = "wasmtime")]
 mod host_bytes;
 #[cfg(feature = "wasmtime")]
@@ -59,6 +62,7 @@ pub use batch::{
     import_batch, import_batch_declared, import_host_batch, DeclaredSchema, Prepared, WireBytes,
 };
 pub use error::WireError;
+pub use guest_bytes::{GuestBytes, STREAM_THRESHOLD};
 #[cfg(feature = "wasmtime")]
 pub use host_bytes::{lending, HostBytes, HUGE_PAGE_THRESHOLD};
 #[cfg(feature = "wasmtime")]

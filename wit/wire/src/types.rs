@@ -8,6 +8,8 @@
 #[cfg(feature = "wasmtime")]
 use wasmtime::component::{ComponentType, Lift, Lower};
 
+use crate::guest_bytes::GuestBytes;
+
 /// Unit of a timestamp (`time-unit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower))]
@@ -238,9 +240,9 @@ pub struct ArrayView<'a> {
     #[cfg_attr(feature = "wasmtime", component(name = "null-count"))]
     pub null_count: u64,
     /// The validity bitmap, if any.
-    pub validity: Option<&'a [u8]>,
+    pub validity: Option<GuestBytes<'a>>,
     /// The layout buffers.
-    pub buffers: Vec<&'a [u8]>,
+    pub buffers: Vec<GuestBytes<'a>>,
 }
 
 /// Where in the input a plugin found a problem (`input-error`).
