@@ -79,20 +79,47 @@ impl Arena {
     }
 
     /// A fresh, zeroed block of the arena, or null if it has no room.
+    ///
+    /// Every allocation of a call runs this, so it is kept to a mask and
+    /// two compares: `align` is a power of two, and rounding up with
+    /// `next_multiple_of` compiled to an integer division per allocation.
+    #[inline(always)]
     fn bump(&self, layout: Layout) -> *mut u8 {
-        if layout.size() > SMALL {
+        let (size, align) = (layout.size(), layout.align());
+        if size > SMALL || align > SMALL {
             return std::ptr::null_mut();
         }
         let base = self.base();
-        let start = (base + self.next.get()).next_multiple_of(layout.align()) - base;
-        match start.checked_add(layout.size()) {
-            Some(end) if end <= ARENA => {
-                self.next.set(end);
-                (base + start) as *mut u8
-            }
-            _ => std::ptr::null_mut(),
+        // No overflow: `next <= ARENA` and `align <= SMALL`, so `start`
+        // stays within `ARENA + SMALL` of `base`, inside the module's
+        // static data.
+        let start = ((base + self.next.get() + align - 1) & !(align - 1)) - base;
+        let end = start + size;
+        if end <= ARENA {
+            self.next.set(end);
+            (base + start) as *mut u8
+        } else {
+            std::ptr::null_mut()
         }
     }
+}
+
+/// The system allocator's `alloc`, out of line: on `wasm32` it needs a
+/// stack frame in linear memory (`posix_memalign`'s out-parameter), which
+/// inlined would be set up and torn down on every arena allocation too.
+#[cold]
+#[inline(never)]
+fn system_alloc(layout: Layout) -> *mut u8 {
+    // SAFETY: the caller's layout, as `GlobalAlloc::alloc` received it.
+    unsafe { System.alloc(layout) }
+}
+
+/// As [`system_alloc`], zeroed.
+#[cold]
+#[inline(never)]
+fn system_alloc_zeroed(layout: Layout) -> *mut u8 {
+    // SAFETY: the caller's layout, as `GlobalAlloc::alloc_zeroed` received it.
+    unsafe { System.alloc_zeroed(layout) }
 }
 
 // SAFETY: arena blocks are disjoint (the bump pointer only moves forward),
@@ -103,8 +130,7 @@ unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = self.bump(layout);
         if p.is_null() {
-            // SAFETY: forwarded with the caller's layout.
-            unsafe { System.alloc(layout) }
+            system_alloc(layout)
         } else {
             p
         }
@@ -114,8 +140,7 @@ unsafe impl GlobalAlloc for Arena {
         // Arena blocks are handed out once and the arena starts zeroed.
         let p = self.bump(layout);
         if p.is_null() {
-            // SAFETY: forwarded with the caller's layout.
-            unsafe { System.alloc_zeroed(layout) }
+            system_alloc_zeroed(layout)
         } else {
             p
         }
@@ -194,7 +219,7 @@ mod tests {
     fn small_blocks_are_disjoint_aligned_zeroed_and_from_the_arena() {
         let a = Box::new(Arena::new());
         let mut blocks = Vec::new();
-        for (i, align) in [1, 8, 2, 16, 4, 8].into_iter().enumerate() {
+        for (i, align) in [1, 8, 2, 16, 4, 8, 64, 4096, 1, 32].into_iter().enumerate() {
             let l = layout(3 + i * 5, align);
             // SAFETY: a valid, non-zero layout.
             let p = unsafe { a.alloc_zeroed(l) };
