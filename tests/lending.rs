@@ -125,15 +125,17 @@ fn at_most_sixteen_instances_are_kept_and_later_outputs_are_copied() {
 /// Input buffers of `kiln_host::wire::STREAM_THRESHOLD` bytes or more are
 /// lowered with streaming stores: every byte still arrives, including an
 /// odd tail after the last 64-byte block, and a window of a larger batch.
+/// The output (two 64 MiB columns) is more than wasmtime's default 128 MiB
+/// of host-call fuel, which the memory cap replaces.
 #[test]
 fn large_inputs_arrive_whole() {
     let engine = Engine::new().unwrap();
     let mut t = transformer(&scaler(&engine));
-    let rows = kiln_host::wire::STREAM_THRESHOLD / 8 + 77; // 4 MiB + 616 bytes a column
+    let rows = kiln_host::wire::STREAM_THRESHOLD / 8 + 77; // 64 MiB + 616 bytes a column
     let i = input(rows, 5);
     assert!(i.column(0).to_data().buffers()[0].len() >= kiln_host::wire::STREAM_THRESHOLD);
     let out = t.apply(&i).unwrap();
-    assert_scaled(&out, &i, "a 4 MiB column");
+    assert_scaled(&out, &i, "a 64 MiB column");
     let window = input(rows + 1_000, 6).slice(3, rows);
     let out = t.apply(&window).unwrap();
     assert_scaled(&out, &window, "a window at offset 3");

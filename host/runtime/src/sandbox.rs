@@ -54,6 +54,13 @@ pub(crate) fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
+    // What a call may hand the host is bounded by the bytes lifted out of
+    // the guest's memory per call (wasmtime's "hostcall fuel", 128 MiB by
+    // default, which refused a single output column above that). Bound it
+    // by the instance's memory cap instead: a plugin may return as much as
+    // it may hold, and a guest that names the same bytes many times over
+    // still gets no more than that lifted.
+    store.set_hostcall_fuel(config.memory_limit.max(128 << 20));
     store
 }
 
