@@ -107,17 +107,23 @@ impl Arena {
 /// The system allocator's `alloc`, out of line: on `wasm32` it needs a
 /// stack frame in linear memory (`posix_memalign`'s out-parameter), which
 /// inlined would be set up and torn down on every arena allocation too.
+///
+/// # Safety
+/// As [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
 #[cold]
 #[inline(never)]
-fn system_alloc(layout: Layout) -> *mut u8 {
+unsafe fn system_alloc(layout: Layout) -> *mut u8 {
     // SAFETY: the caller's layout, as `GlobalAlloc::alloc` received it.
     unsafe { System.alloc(layout) }
 }
 
 /// As [`system_alloc`], zeroed.
+///
+/// # Safety
+/// As [`GlobalAlloc::alloc_zeroed`]: `layout` has a non-zero size.
 #[cold]
 #[inline(never)]
-fn system_alloc_zeroed(layout: Layout) -> *mut u8 {
+unsafe fn system_alloc_zeroed(layout: Layout) -> *mut u8 {
     // SAFETY: the caller's layout, as `GlobalAlloc::alloc_zeroed` received it.
     unsafe { System.alloc_zeroed(layout) }
 }
@@ -130,7 +136,8 @@ unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = self.bump(layout);
         if p.is_null() {
-            system_alloc(layout)
+            // SAFETY: forwarded with the caller's layout.
+            unsafe { system_alloc(layout) }
         } else {
             p
         }
@@ -140,7 +147,8 @@ unsafe impl GlobalAlloc for Arena {
         // Arena blocks are handed out once and the arena starts zeroed.
         let p = self.bump(layout);
         if p.is_null() {
-            system_alloc_zeroed(layout)
+            // SAFETY: forwarded with the caller's layout.
+            unsafe { system_alloc_zeroed(layout) }
         } else {
             p
         }

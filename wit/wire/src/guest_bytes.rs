@@ -75,7 +75,8 @@ unsafe impl Lower for GuestBytes<'_> {
             return self.0.linear_lower_to_flat(cx, ty, dst);
         }
         let (ptr, len) = self.lower_streaming(cx, ty)?;
-        // Written as wasmtime's `[u8]` writes its flat form: two `i32`s.
+        // The flat form of a pointer pair, as wasmtime's own lowering writes
+        // it: two `ValRaw::i64`s.
         let flat = [ValRaw::i64(ptr as i64), ValRaw::i64(len as i64)];
         // SAFETY: `Self::Lower` is `[u8]`'s, two `ValRaw`s.
         unsafe {
