@@ -214,6 +214,42 @@ fn files_env_clock_random_and_sockets_are_out_of_reach() {
     assert_eq!(report, again);
 }
 
+/// Plugins built with the SDK answer the environment and terminal queries
+/// themselves (`sdk/src/lean_wasi.rs`), so their components import neither
+/// interface and every call's instance links fewer imports; the test above
+/// shows `snoop` (which reads the environment and its arguments) still sees
+/// none. An import's name is spelled out in the component's bytes, so its
+/// absence there is its absence from the component.
+#[test]
+fn sdk_plugins_import_no_environment_and_no_terminal() {
+    let has = |bytes: &[u8], s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    for name in [
+        "standard_scaler",
+        "one_hot",
+        "hash_encode",
+        "bucketize",
+        "impute",
+        "datetime_parts",
+        "snoop",
+    ] {
+        let bytes = std::fs::read(plugin_path(name)).unwrap();
+        // What a plugin still needs stays imported (and the search finds it).
+        assert!(has(&bytes, "wasi:cli/stderr@"), "{name}: no stderr import?");
+        assert!(
+            !has(&bytes, "wasi:cli/terminal-"),
+            "{name}.wasm imports a terminal"
+        );
+        // `snoop` calls `std::env::args`, whose binding is the standard
+        // library's own: that one import of the environment stays.
+        if name != "snoop" {
+            assert!(
+                !has(&bytes, "wasi:cli/environment@"),
+                "{name}.wasm imports the environment"
+            );
+        }
+    }
+}
+
 #[test]
 fn deep_recursion_is_a_stack_overflow_trap() {
     let p = load("deep");

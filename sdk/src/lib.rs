@@ -23,6 +23,10 @@
 //!   the system allocator (every call runs in a fresh instance, so they are
 //!   never reused). Turning off the default `arena` feature keeps the
 //!   system allocator, or lets a plugin set its own `#[global_allocator]`.
+//! - In the sandbox, the WASI a plugin never needs (environment,
+//!   terminals) is answered inside the plugin, so its component imports
+//!   fewer interfaces and each call's instance is cheaper to create (the
+//!   default `lean-wasi` feature).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -75,6 +79,10 @@ pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
 mod guest;
+// The WASI imports a plugin never needs, answered in the guest (where
+// `build.rs` sets `kiln_lean_wasi`).
+#[cfg(kiln_lean_wasi)]
+mod lean_wasi;
 
 pub use error::{Error, Result};
 pub use plugin::{FittedTransform, PluginInfo, PluginKind, StatelessTransform};
