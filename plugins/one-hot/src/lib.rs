@@ -91,12 +91,24 @@ fn new_fields(v: &Vocabulary) -> Vec<FieldRef> {
         .iter()
         .map(|c| {
             Arc::new(Field::new(
-                format!("{}_{c}", v.column),
+                feature_name(&v.column, c),
                 DataType::Float64,
                 false,
             ))
         })
         .collect()
+}
+
+/// `<column>_<category>`, joined by hand: every instance builds these at
+/// configure time, and `format!` goes through `fmt`'s trait objects, whose
+/// first call in a fresh instance is a host libcall each (three per
+/// configure, measured with a uprobe on wasmtime's lazy table init).
+fn feature_name(column: &str, category: &str) -> String {
+    let mut name = String::with_capacity(column.len() + 1 + category.len());
+    name.push_str(column);
+    name.push('_');
+    name.push_str(category);
+    name
 }
 
 impl FittedTransform for OneHot {
