@@ -20,14 +20,18 @@
 //! still sees no environment and no arguments). `std::env::args` is the one
 //! query the standard library asks through its own binding rather than
 //! wasi-libc's, so a plugin that calls it still imports
-//! `wasi:cli/environment` for `get-arguments` (and gets none from the host). Interfaces whose answer
-//! matters stay imported: `wasi:cli/stderr` (the host logs it and reports
-//! it with a trap), `wasi:cli/exit` (a call that exits ends as a trap naming
-//! the status), streams, clocks, random. Should a toolchain rename these
-//! symbols, the functions here are simply unused and the plugin imports the
-//! interfaces as before (the `lean_wasi` test in `tests/sandbox.rs` says
-//! so). Compiled on `wasm32-wasip2` with the `lean-wasi` feature (default):
-//! `cfg(kiln_lean_wasi)`, set by `build.rs`.
+//! `wasi:cli/environment` for `get-arguments` (and gets none from the
+//! host). Interfaces whose answer matters stay imported: `wasi:cli/stderr`
+//! (the host logs it and reports it with a trap), `wasi:cli/exit` (a call
+//! that exits ends as a trap naming the status), streams, clocks, random.
+//!
+//! Should a toolchain rename these symbols, the functions here are simply
+//! unused and the plugin imports the interfaces as before; the test
+//! `sdk_plugins_import_no_environment_and_no_terminal` (`tests/sandbox.rs`)
+//! then fails and says which. Like every `#[no_mangle]` function of a
+//! `cdylib`, they are also exports of the plugin's core module (not of its
+//! component). Compiled on `wasm32-wasip2` with the `lean-wasi` feature
+//! (default): `cfg(kiln_lean_wasi)`, set by `build.rs`.
 //!
 //! Each function writes the canonical ABI's flat form of its result to
 //! `ret`, as the wasi-libc binding expects: a `list` is `(ptr, len)` and an
