@@ -242,14 +242,18 @@ fn import_columns<B: WireBytes>(
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         let column = f.name().as_str();
-        let array = import_column(f.data_type(), &mut arrays, column, check)?;
-        if array.len() != rows {
+        let Imported {
+            array,
+            len,
+            null_count,
+        } = import_column(f.data_type(), &mut arrays, column, check)?;
+        if len != rows {
             return Err(WireError::new(
                 Some(column),
-                format!("array has {} rows but the batch says {rows}", array.len()),
+                format!("array has {len} rows but the batch says {rows}"),
             ));
         }
-        if !f.is_nullable() && array.null_count() > 0 {
+        if !f.is_nullable() && null_count > 0 {
             return Err(WireError::new(
                 Some(column),
                 "nulls in a field declared non-nullable",
@@ -269,11 +273,22 @@ fn import_columns<B: WireBytes>(
     // its field's data type (`import_column` builds it from that type).
     // Checking again would call three `dyn Array` methods per column, and
     // in a plugin each first call of one in a fresh instance is a libcall.
-    debug_assert!(columns
-        .iter()
-        .zip(schema.fields())
-        .all(|(c, f)| c.data_type() == f.data_type()));
+    debug_assert!(columns.iter().zip(schema.fields()).all(|(c, f)| {
+        c.data_type() == f.data_type()
+            && c.len() == rows
+            && (f.is_nullable() || c.null_count() == 0)
+    }));
     Ok(unsafe { RecordBatch::new_unchecked(schema, columns, rows) })
+}
+
+/// A column [`import_column`] built, with the length and null count it
+/// read off the concrete data: asking the `ArrayRef` would be a `dyn`
+/// call, and in a plugin the first of each in a fresh instance is a
+/// libcall (a lazy function-table initialization).
+struct Imported {
+    array: ArrayRef,
+    len: usize,
+    null_count: usize,
 }
 
 /// One top-level column: fixed-width primitive arrays (most of what plugins
@@ -284,7 +299,7 @@ fn import_column<B: WireBytes>(
     rest: &mut impl Iterator<Item = Array<B>>,
     column: &str,
     check: Check,
-) -> Result<ArrayRef, WireError> {
+) -> Result<Imported, WireError> {
     if let Some(build) = primitive_build(dt) {
         let a = rest
             .next()
@@ -292,11 +307,17 @@ fn import_column<B: WireBytes>(
         return import_primitive(dt, build, a, column);
     }
     let data = import_array(dt, rest, column, check)?;
+    let (len, null_count) = (data.len(), data.null_count());
     // Validation above is meant to make this infallible; if an Arrow
     // constructor still panics on some input we did not foresee, refuse
     // the batch instead of taking the process down.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_array(data)))
-        .map_err(|_| WireError::new(Some(column), "array rejected by Arrow's constructor"))
+    let array = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_array(data)))
+        .map_err(|_| WireError::new(Some(column), "array rejected by Arrow's constructor"))?;
+    Ok(Imported {
+        array,
+        len,
+        null_count,
+    })
 }
 
 /// Makes a primitive array of one type from a checked, aligned values
@@ -347,7 +368,7 @@ fn import_primitive<B: WireBytes>(
     build: BuildPrimitive,
     a: Array<B>,
     column: &str,
-) -> Result<ArrayRef, WireError> {
+) -> Result<Imported, WireError> {
     let err = |m: String| WireError::new(Some(column), m);
     let width = dt
         .primitive_width()
@@ -389,7 +410,12 @@ fn import_primitive<B: WireBytes>(
     if values.as_ptr().align_offset(width) != 0 {
         values = Buffer::from_slice_ref(values.as_slice());
     }
-    Ok(build(values, offset, len, nulls, dt))
+    let null_count = nulls.as_ref().map_or(0, NullBuffer::null_count);
+    Ok(Imported {
+        array: build(values, offset, len, nulls, dt),
+        len,
+        null_count,
+    })
 }
 
 fn check_against(

@@ -304,22 +304,52 @@ fn malformed_batches_are_refused_with_the_column() {
 
 #[test]
 fn nulls_in_a_non_nullable_field_are_refused() {
-    let declared = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
-    let loose = RecordBatch::try_from_iter([(
+    // A primitive column (imported directly) and a string one (through
+    // `ArrayData`): each path reports its own null count.
+    let cases: [(DataType, ArrayRef); 2] = [
+        (
+            DataType::Int32,
+            Arc::new(Int32Array::from(vec![Some(1), None])),
+        ),
+        (
+            DataType::Utf8,
+            Arc::new(StringArray::from(vec![Some("a"), None])),
+        ),
+    ];
+    for (dt, column) in cases {
+        let declared = Arc::new(Schema::new(vec![Field::new("x", dt.clone(), false)]));
+        let loose = RecordBatch::try_from_iter([("x", column)]).unwrap();
+        let mut wire =
+            Prepared::new(&loose, export_schema(loose.schema_ref()).unwrap()).into_batch();
+        wire.schema.fields[0].nullable = false;
+        // The wire schema is exactly the declared one: the import that skips
+        // the schema check must still find the nulls.
+        let declared_wire = export_schema(&declared).unwrap();
+        assert_eq!(wire.schema, declared_wire);
+        let fast = import_batch_declared(wire.clone(), &declared, &declared_wire).unwrap_err();
+        let e = import_batch(wire, Some(&declared)).unwrap_err();
+        assert!(e.message.contains("non-nullable"), "{dt}: {e}");
+        assert_eq!(e.column.as_deref(), Some("x"), "{dt}");
+        assert_eq!(fast, e, "{dt}");
+    }
+}
+
+#[test]
+fn a_primitive_column_of_the_wrong_length_is_refused() {
+    let batch = RecordBatch::try_from_iter([(
         "x",
-        Arc::new(Int32Array::from(vec![Some(1), None])) as ArrayRef,
+        Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])) as ArrayRef,
     )])
     .unwrap();
-    let mut wire = Prepared::new(&loose, export_schema(loose.schema_ref()).unwrap()).into_batch();
-    wire.schema.fields[0].nullable = false;
-    // The wire schema is exactly the declared one: the import that skips
-    // the schema check must still find the nulls.
-    let declared_wire = export_schema(&declared).unwrap();
-    assert_eq!(wire.schema, declared_wire);
-    let fast = import_batch_declared(wire.clone(), &declared, &declared_wire).unwrap_err();
-    let e = import_batch(wire, Some(&declared)).unwrap_err();
-    assert!(e.message.contains("non-nullable"), "{e}");
+    let declared_wire = export_schema(batch.schema_ref()).unwrap();
+    let mut wire = Prepared::new(&batch, declared_wire.clone()).into_batch();
+    wire.num_rows = 2;
+    let fast = import_batch_declared(wire.clone(), &batch.schema(), &declared_wire).unwrap_err();
+    let e = import_batch(wire.clone(), Some(&batch.schema())).unwrap_err();
+    assert!(e.message.contains("3 rows but the batch says 2"), "{e}");
+    assert_eq!(e.column.as_deref(), Some("x"));
     assert_eq!(fast, e);
+    assert_eq!(import_host_batch(wire).unwrap_err(), e);
 }
 
 #[test]
