@@ -46,9 +46,9 @@ impl Prepared {
     /// Walk `batch` into wire form; `schema` is its wire schema (from
     /// [`crate::export_schema`], computed once per input schema, not per batch).
     pub fn new(batch: &RecordBatch, schema: Schema) -> Prepared {
-        let mut nodes = Vec::new();
-        for c in batch.columns() {
-            push_nodes(&c.to_data(), &mut nodes);
+        let mut nodes = Vec::with_capacity(batch.num_columns());
+        for (c, f) in batch.columns().iter().zip(batch.schema_ref().fields()) {
+            push_column(c, f.data_type(), &mut nodes);
         }
         Prepared {
             schema,
@@ -81,13 +81,12 @@ impl Prepared {
     /// unshared and [`Prepared::into_batch`] can hand them over uncopied.
     pub fn from_owned(batch: RecordBatch, schema: Schema) -> Prepared {
         let num_rows = batch.num_rows() as u64;
-        let data: Vec<ArrayData> = batch.columns().iter().map(|c| c.to_data()).collect();
-        drop(batch);
-        let mut nodes = Vec::new();
-        for d in &data {
-            push_nodes(d, &mut nodes);
+        let mut nodes = Vec::with_capacity(batch.num_columns());
+        for (c, f) in batch.columns().iter().zip(batch.schema_ref().fields()) {
+            push_column(c, f.data_type(), &mut nodes);
         }
-        drop(data);
+        // The nodes now hold the only other references to the buffers.
+        drop(batch);
         Prepared {
             schema,
             num_rows,
@@ -124,6 +123,54 @@ fn into_bytes(b: Buffer) -> Vec<u8> {
     match b.into_vec::<u8>() {
         Ok(v) => v,
         Err(b) => b.as_slice().to_vec(),
+    }
+}
+
+/// One top-level column's nodes (`dt` is its field's type): a primitive
+/// array, most of what crosses the boundary, straight from its buffers;
+/// any other, or one whose concrete type is not the primitive array of
+/// `dt`, through its `ArrayData`. Building that (a clone of the type, a
+/// vector of buffers, the builder) was most of a small batch's walk.
+fn push_column(c: &ArrayRef, dt: &ArrowType, out: &mut Vec<Node>) {
+    match primitive_node(c.as_ref(), dt) {
+        Some(node) => out.push(node),
+        None => push_nodes(&c.to_data(), out),
+    }
+}
+
+/// The node of a primitive array of type `dt`, or `None` if `a` is not one.
+fn primitive_node(a: &dyn arrow_array::Array, dt: &ArrowType) -> Option<Node> {
+    macro_rules! node {
+        ($t:ty) => {
+            a.as_any()
+                .downcast_ref::<PrimitiveArray<$t>>()
+                .map(primitive_node_of)
+        };
+    }
+    downcast_primitive! {
+        dt => (node),
+        _ => None,
+    }
+}
+
+/// What [`push_nodes`] makes of a primitive array's `ArrayData`: its values
+/// buffer (already cut to the array's window, so offset 0) and its
+/// validity bitmap, re-aligned to start at bit 0 if the nulls are sliced.
+fn primitive_node_of<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>) -> Node {
+    let len = a.len();
+    let validity = a.nulls().map(|n| {
+        if n.offset() == 0 {
+            n.buffer().clone()
+        } else {
+            BooleanBuffer::collect_bool(len, |i| n.is_valid(i)).into_inner()
+        }
+    });
+    Node {
+        length: len as u64,
+        offset: 0,
+        null_count: a.nulls().map_or(0, NullBuffer::null_count) as u64,
+        validity,
+        buffers: vec![a.values().inner().clone()],
     }
 }
 

@@ -26,7 +26,7 @@ pub const MAX_DEPTH: usize = 64;
 /// assert_eq!(kiln_wire::import_schema(w).unwrap(), s);
 /// ```
 pub fn export_schema(s: &arrow_schema::Schema) -> Result<Schema, WireError> {
-    let mut fields = Vec::new();
+    let mut fields = Vec::with_capacity(s.fields().len());
     for f in s.fields() {
         export_field(f, f.name(), &mut fields)?;
     }
@@ -37,6 +37,9 @@ pub fn export_schema(s: &arrow_schema::Schema) -> Result<Schema, WireError> {
 }
 
 fn sorted(m: &std::collections::HashMap<String, String>) -> Vec<(String, String)> {
+    if m.is_empty() {
+        return Vec::new();
+    }
     let mut v: Vec<(String, String)> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     v.sort();
     v

@@ -185,6 +185,29 @@ fn every_type_round_trips_whole_and_sliced() {
     }
 }
 
+/// A sliced primitive column crosses as its window: offset 0, its values'
+/// bytes, and a bitmap whose bit `i` is row `i` of the slice.
+#[test]
+fn a_sliced_primitive_column_crosses_as_its_window() {
+    let whole = Int32Array::from(vec![Some(7), None, Some(-1), Some(4), None, Some(9)]);
+    let batch = RecordBatch::try_from_iter([("x", Arc::new(whole) as ArrayRef)])
+        .unwrap()
+        .slice(1, 4);
+    let wire = Prepared::new(&batch, export_schema(batch.schema_ref()).unwrap()).into_batch();
+    let [a] = &wire.arrays[..] else {
+        panic!("one array node, got {}", wire.arrays.len())
+    };
+    assert_eq!((a.length, a.offset, a.null_count), (4, 0, 2));
+    let want: Vec<u8> = [0i32, -1, 4, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(a.buffers, vec![want]);
+    let bits = a.validity.as_ref().expect("a bitmap");
+    let valid: Vec<bool> = (0..4).map(|i| bits[i / 8] >> (i % 8) & 1 == 1).collect();
+    assert_eq!(valid, [false, true, true, false]);
+}
+
 #[test]
 fn all_columns_in_one_batch_keep_order_and_metadata() {
     let batch = RecordBatch::try_from_iter(cases()).unwrap();
