@@ -157,40 +157,33 @@ fn primitive_node(a: &dyn arrow_array::Array, dt: &ArrowType) -> Option<Node> {
 /// buffer (already cut to the array's window, so offset 0) and its
 /// validity bitmap, re-aligned to start at bit 0 if the nulls are sliced.
 fn primitive_node_of<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>) -> Node {
-    let len = a.len();
-    let validity = a.nulls().map(|n| {
-        if n.offset() == 0 {
-            n.buffer().clone()
-        } else {
-            BooleanBuffer::collect_bool(len, |i| n.is_valid(i)).into_inner()
-        }
-    });
     Node {
-        length: len as u64,
+        length: a.len() as u64,
         offset: 0,
         null_count: a.nulls().map_or(0, NullBuffer::null_count) as u64,
-        validity,
+        validity: a.nulls().map(|n| validity_at(n, 0)),
         buffers: vec![a.values().inner().clone()],
     }
 }
 
+/// `n` as the validity bitmap of a node at `offset`: bit `offset + i` is
+/// element i. The bitmap's own buffer when its bits already sit there,
+/// else a re-aligned copy (1/8 byte per row; values are never copied).
+fn validity_at(n: &NullBuffer, offset: usize) -> Buffer {
+    if n.offset() == offset {
+        n.buffer().clone()
+    } else {
+        BooleanBuffer::collect_bool(offset + n.len(), |i| i >= offset && n.is_valid(i - offset))
+            .into_inner()
+    }
+}
+
 fn push_nodes(d: &ArrayData, out: &mut Vec<Node>) {
-    let validity = d.nulls().map(|n| {
-        if n.offset() == d.offset() {
-            n.buffer().clone()
-        } else {
-            // Re-align the bitmap so bit `d.offset() + i` is element i (a
-            // bitmap is 1/8 byte per row; values are never copied).
-            let off = d.offset();
-            BooleanBuffer::collect_bool(off + d.len(), |i| i >= off && n.is_valid(i - off))
-                .into_inner()
-        }
-    });
     out.push(Node {
         length: d.len() as u64,
         offset: d.offset() as u64,
         null_count: d.null_count() as u64,
-        validity,
+        validity: d.nulls().map(|n| validity_at(n, d.offset())),
         buffers: d.buffers().to_vec(),
     });
     for c in d.child_data() {
