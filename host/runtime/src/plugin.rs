@@ -87,6 +87,9 @@ pub struct Plugin {
 struct PluginInner {
     engine: Engine,
     info: PluginInfo,
+    /// How errors name the plugin, made once: a call only clones it (an
+    /// `Arc`) when it fails or spans threads.
+    reference: PluginRef,
     pre: InstancePre<HostState>,
     exports: Exports,
     /// The plugin promises that `apply`'s post-return leaves its output's
@@ -178,9 +181,11 @@ impl Plugin {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "<memory>".into());
+        let reference = PluginRef::new(&file_name, "", &id);
         let mut plugin = Plugin {
             inner: Arc::new(PluginInner {
                 engine,
+                reference,
                 info: PluginInfo {
                     id,
                     name: file_name,
@@ -202,7 +207,7 @@ impl Plugin {
         exports
             .check(&mut s)
             .map_err(|e| load_err(format!("{e:#}")))?;
-        let d = call(&mut s, &plugin.plugin_ref(), |s| exports.describe(s))?;
+        let d = call(&mut s, plugin.pref(), |s| exports.describe(s))?;
         let params_schema = serde_json::from_str(&d.params_schema).map_err(|e| {
             load_err(format!(
                 "describe() returned a parameter schema that is not JSON: {e}"
@@ -220,6 +225,7 @@ impl Plugin {
         };
         inner.info.params_schema = params_schema;
         inner.info.deterministic = d.deterministic;
+        inner.reference = PluginRef::new(&inner.info.name, &inner.info.version, &inner.info.id);
         Ok(plugin)
     }
 
@@ -235,11 +241,13 @@ impl Plugin {
 
     /// How errors name this plugin.
     pub fn plugin_ref(&self) -> PluginRef {
-        PluginRef::new(
-            &self.inner.info.name,
-            &self.inner.info.version,
-            &self.inner.info.id,
-        )
+        self.pref().clone()
+    }
+
+    /// [`Plugin::plugin_ref`], borrowed (the per-call paths only need it on
+    /// failure).
+    fn pref(&self) -> &PluginRef {
+        &self.inner.reference
     }
 
     /// A fresh store and instance: every call gets one.
@@ -266,12 +274,12 @@ impl Plugin {
     /// [`Error::InvalidParams`] if the plugin rejects the parameters; trap
     /// and limit errors.
     pub fn needs_fit(&self, params: &Params) -> Result<bool> {
-        let pref = self.plugin_ref();
+        let pref = self.pref();
         let mut s = self.session()?;
-        let r = call(&mut s, &pref, |s| {
+        let r = call(&mut s, pref, |s| {
             self.inner.exports.needs_fit(s, params.as_str())
         })?;
-        r.map_err(|e| plugin_error(&pref, e))
+        r.map_err(|e| plugin_error(pref, e))
     }
 
     /// Start a fit with these parameters.
@@ -312,14 +320,14 @@ impl Plugin {
     /// [`Error::InvalidParams`] / [`Error::InvalidState`] if the plugin
     /// rejects them; trap and limit errors.
     pub fn ready(&self, params: &Params, state: Option<&State>) -> Result<Ready> {
-        let pref = self.plugin_ref();
+        let pref = self.pref();
         let mut session = self.session()?;
-        let r = call(&mut session, &pref, |s| {
+        let r = call(&mut session, pref, |s| {
             self.inner
                 .exports
                 .configure(s, params.as_str(), state.map(|st| st.as_bytes()))
         })?;
-        let res = r.map_err(|e| plugin_error(&pref, e))?;
+        let res = r.map_err(|e| plugin_error(pref, e))?;
         Ok(Ready { session, res })
     }
 
@@ -337,15 +345,15 @@ impl Plugin {
         state: Option<&State>,
         input: &SchemaRef,
     ) -> Result<Signature> {
-        let pref = self.plugin_ref();
-        let wire = input_wire_schema(&pref, input)?;
+        let pref = self.pref();
+        let wire = input_wire_schema(pref, input)?;
         let Ready { mut session, res } = self.ready(params, state)?;
-        let out = call(&mut session, &pref, |s| {
+        let out = call(&mut session, pref, |s| {
             self.inner.exports.output_schema(s, res, &wire)
         })?
-        .map_err(|e| plugin_error(&pref, e))?;
+        .map_err(|e| plugin_error(pref, e))?;
         let output_wire = out.clone();
-        let output = Arc::new(kiln_wire::import_schema(out).map_err(|e| wire_error(&pref, e))?);
+        let output = Arc::new(kiln_wire::import_schema(out).map_err(|e| wire_error(pref, e))?);
         Ok(Signature(Arc::new(SignatureInner {
             input: input.clone(),
             wire,
@@ -375,7 +383,7 @@ impl Plugin {
         batch: &RecordBatch,
         sig: &Signature,
     ) -> Result<RecordBatch> {
-        let pref = self.plugin_ref();
+        let pref = self.pref();
         if ready.session.is_spent() {
             return Err(Error::Internal(format!(
                 "{pref}: this Ready's instance holds the previous call's output; prepare another with Plugin::ready"
@@ -390,16 +398,16 @@ impl Plugin {
             .then(|| Keeper::reserve(engine))
             .flatten();
         let (exports, declared) = (&self.inner.exports, &sig.0.output_wire);
-        let out = call(&mut ready.session, &pref, |s| match &keeper {
+        let out = call(&mut ready.session, pref, |s| match &keeper {
             Some(k) => exports.apply_lending(s, res, prepared.view(), declared, k),
             None => exports.apply(s, res, prepared.view(), declared),
         })?;
-        let out = out.map_err(|e| plugin_error(&pref, e))?;
+        let out = out.map_err(|e| plugin_error(pref, e))?;
         let ratio = engine.config().max_output_ratio;
         let max_rows = (batch.num_rows() as u64).max(1).saturating_mul(ratio);
         if out.num_rows > max_rows {
             return Err(wire_error(
-                &pref,
+                pref,
                 WireError {
                     column: None,
                     message: format!("{} rows returned, more than the cap of {max_rows} for this input (see EngineConfig::max_output_ratio)", out.num_rows),
@@ -407,7 +415,7 @@ impl Plugin {
             ));
         }
         let out = kiln_wire::import_batch_declared(out, &sig.0.output, &sig.0.output_wire)
-            .map_err(|e| wire_error(&pref, e))?;
+            .map_err(|e| wire_error(pref, e))?;
         // Validated: if any buffer of the accepted output points into the
         // instance's memory (each holds a clone of the keeper), the store
         // goes with them.
@@ -614,16 +622,16 @@ impl Plugin {
         batch: &RecordBatch,
         wire: kiln_wire::Schema,
     ) -> Result<PartialState> {
-        let pref = self.plugin_ref();
+        let pref = self.pref();
         let prepared = Prepared::new(batch, wire);
         let exports = self.inner.exports;
         let mut s = self.session()?;
         s.drop_off_thread(batch.get_array_memory_size(), &self.inner.engine);
-        let part = call(&mut s, &pref, |s| {
+        let part = call(&mut s, pref, |s| {
             exports.fit_partial(s, params.as_str(), prepared.view())
         })?;
         Ok(PartialState {
-            bytes: part.map_err(|e| plugin_error(&pref, e))?,
+            bytes: part.map_err(|e| plugin_error(pref, e))?,
         })
     }
 
@@ -635,10 +643,10 @@ impl Plugin {
     /// [`Error::InvalidInput`] for no states; what the plugin reports
     /// (states from another plugin or parameters); traps and limits.
     pub fn fit_merge(&self, params: &Params, parts: &[PartialState]) -> Result<PartialState> {
-        let pref = self.plugin_ref();
+        let pref = self.pref();
         if parts.is_empty() {
             return Err(Error::InvalidInput {
-                plugin: pref,
+                plugin: pref.clone(),
                 column: None,
                 row: None,
                 message: "no partial states to merge".into(),
@@ -646,11 +654,11 @@ impl Plugin {
         }
         let states: Vec<Vec<u8>> = parts.iter().map(|p| p.bytes.clone()).collect();
         let mut s = self.session()?;
-        let r = call(&mut s, &pref, |s| {
+        let r = call(&mut s, pref, |s| {
             self.inner.exports.fit_merge(s, params.as_str(), &states)
         })?;
         Ok(PartialState {
-            bytes: r.map_err(|e| plugin_error(&pref, e))?,
+            bytes: r.map_err(|e| plugin_error(pref, e))?,
         })
     }
 
@@ -659,14 +667,14 @@ impl Plugin {
     /// # Errors
     /// What the plugin reports; traps and limits.
     pub fn fit_finish(&self, params: &Params, merged: &PartialState) -> Result<State> {
-        let pref = self.plugin_ref();
+        let pref = self.pref();
         let mut s = self.session()?;
-        let r = call(&mut s, &pref, |s| {
+        let r = call(&mut s, pref, |s| {
             self.inner
                 .exports
                 .fit_finish(s, params.as_str(), &merged.bytes)
         })?;
-        Ok(State::from_bytes(r.map_err(|e| plugin_error(&pref, e))?))
+        Ok(State::from_bytes(r.map_err(|e| plugin_error(pref, e))?))
     }
 }
 
