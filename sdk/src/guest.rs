@@ -88,6 +88,13 @@ impl<T: FittedTransform> t::Guest for Adapter<T> {
     }
 
     fn configure(params: String, state: Option<Vec<u8>>) -> Result<t::Transformer, w::Error> {
+        // std seeds its `HashMap` keys once per instance, from a host call
+        // (`wasi:random/insecure-seed`), on first use. `apply` makes a map
+        // for every batch (Arrow's schema metadata), so without this the
+        // first one, and that host call, would land on a serving call's
+        // path instead of here, where a warm pool prepares the instance.
+        // The seed is the sandbox's constant: nothing observable changes.
+        let _ = std::hash::RandomState::new();
         let p: T::Params = parse_params(&params)?;
         let state = match state {
             Some(bytes) => Some(decode_state::<T::State>(&bytes)?),
