@@ -340,11 +340,11 @@ fn import_column<B: WireBytes>(
     column: &str,
     check: Check,
 ) -> Result<Imported, WireError> {
-    if let Some(build) = primitive_build(dt) {
+    if builds_primitive(dt) {
         let a = rest
             .next()
             .ok_or_else(|| WireError::new(Some(column), "fewer arrays than fields"))?;
-        return import_primitive(dt, build, a, column);
+        return import_primitive(dt, a, column);
     }
     let data = import_array(dt, rest, column, check)?;
     let (len, null_count) = (data.len(), data.null_count());
@@ -360,34 +360,43 @@ fn import_column<B: WireBytes>(
     })
 }
 
-/// Makes a primitive array of one type from a checked, aligned values
-/// buffer, the window (`offset`, `len`, in elements) and its nulls.
-type BuildPrimitive = fn(Buffer, usize, usize, Option<NullBuffer>, &ArrowType) -> ArrayRef;
+/// Whether [`import_primitive`] builds `dt`: every primitive type the
+/// wire carries (ints, floats, dates, timestamps) but decimals, which keep
+/// Arrow's full path; not booleans (bit-packed) or any nested type.
+fn builds_primitive(dt: &ArrowType) -> bool {
+    macro_rules! yes {
+        ($t:ty) => {
+            true
+        };
+    }
+    !dt.is_decimal()
+        && downcast_primitive! {
+            dt => (yes),
+            _ => false,
+        }
+}
 
-fn build_primitive<T: ArrowPrimitiveType>(
+/// The primitive array of type `dt` over a checked, aligned values buffer,
+/// the window (`offset`, `len`, in elements) and its nulls; `None` if `dt`
+/// is not a primitive type. A `match` on the type whose arms call
+/// directly: in a plugin, a call through a function pointer is an indirect
+/// call, and the first one to each function in a fresh instance is a
+/// libcall (wasmtime initialises that function-table entry lazily), on
+/// every serving call's path.
+fn build_primitive(
+    dt: &ArrowType,
     values: Buffer,
     offset: usize,
     len: usize,
     nulls: Option<NullBuffer>,
-    dt: &ArrowType,
-) -> ArrayRef {
-    Arc::new(
-        PrimitiveArray::<T>::new(ScalarBuffer::new(values, offset, len), nulls)
-            .with_data_type(dt.clone()),
-    )
-}
-
-/// The types [`import_primitive`] builds: every primitive type the wire
-/// carries (ints, floats, dates, timestamps) but decimals, which keep
-/// Arrow's full path; `None` for every other (booleans are bit-packed).
-fn primitive_build(dt: &ArrowType) -> Option<BuildPrimitive> {
+) -> Option<ArrayRef> {
     macro_rules! build {
         ($t:ty) => {
-            Some(build_primitive::<$t> as BuildPrimitive)
+            Some(Arc::new(
+                PrimitiveArray::<$t>::new(ScalarBuffer::new(values, offset, len), nulls)
+                    .with_data_type(dt.clone()),
+            ) as ArrayRef)
         };
-    }
-    if dt.is_decimal() {
-        return None;
     }
     downcast_primitive! {
         dt => (build),
@@ -405,7 +414,6 @@ fn primitive_build(dt: &ArrowType) -> Option<BuildPrimitive> {
 /// which is most of what a small array costs to import.
 fn import_primitive<B: WireBytes>(
     dt: &ArrowType,
-    build: BuildPrimitive,
     a: Array<B>,
     column: &str,
 ) -> Result<Imported, WireError> {
@@ -451,8 +459,10 @@ fn import_primitive<B: WireBytes>(
         values = Buffer::from_slice_ref(values.as_slice());
     }
     let null_count = nulls.as_ref().map_or(0, NullBuffer::null_count);
+    let array = build_primitive(dt, values, offset, len, nulls)
+        .ok_or_else(|| err(format!("{dt} is not a primitive type")))?;
     Ok(Imported {
-        array: build(values, offset, len, nulls, dt),
+        array,
         len,
         null_count,
     })
