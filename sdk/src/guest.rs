@@ -93,7 +93,12 @@ impl<T: FittedTransform> t::Guest for Adapter<T> {
         // for every batch (Arrow's schema metadata), so without this the
         // first one, and that host call, would land on a serving call's
         // path instead of here, where a warm pool prepares the instance.
-        // The seed is the sandbox's constant: nothing observable changes.
+        // The seed is the sandbox's constant, so every instance of a plugin
+        // still sees the same keys in the same order: each map takes the
+        // next key, and this takes the first, so a map made in `apply`
+        // gets one key later than before this line existed (its iteration
+        // order differs from that of the plugin built with an older SDK,
+        // which is a different binary; the snoop test pins the new one).
         let _ = std::hash::RandomState::new();
         let p: T::Params = parse_params(&params)?;
         let state = match state {
