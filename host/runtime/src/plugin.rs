@@ -87,8 +87,9 @@ pub struct Plugin {
 struct PluginInner {
     engine: Engine,
     info: PluginInfo,
-    /// How errors name the plugin, made once: a call only clones it (an
-    /// `Arc`) when it fails or spans threads.
+    /// How errors name the plugin, made once (and again once `describe`
+    /// has named it): calls borrow it, and clone it (an `Arc`) only into an
+    /// error or into what keeps one, such as a [`Transformer`].
     reference: PluginRef,
     pre: InstancePre<HostState>,
     exports: Exports,
