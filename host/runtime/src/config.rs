@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Settings of an [`Engine`]: limits, and the flags that affect results.
+/// Settings of an [`Engine`](crate::Engine): limits, and the flags that affect results.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// Longest a single plugin call may run (default 30 s).
